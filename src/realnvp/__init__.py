@@ -1,0 +1,11 @@
+"""realnvp: density estimation with Real NVP normalizing flows (Dinh, Sohl-Dickstein, Bengio 2016).
+
+The core import is light: torch and the flow classes; data, plotting and the CLI load on use.
+"""
+
+from realnvp.checkpoint import load
+from realnvp.flow import Flow
+from realnvp.models import build_model, build_vector_flow
+
+__all__ = ["Flow", "build_model", "build_vector_flow", "load"]
+__version__ = "0.1.0"

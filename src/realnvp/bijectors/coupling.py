@@ -1,0 +1,99 @@
+"""Affine coupling layers (Dinh et al. 2016, eq. 7-9): half the variables pass through and condition
+an elementwise affine map of the other half, so the Jacobian is triangular and its log-det is
+``sum(s)``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from realnvp.bijectors.base import Bijector
+
+
+class TanhScale(nn.Module):
+    """``s = scale * tanh(raw_s)`` with a learned ``scale`` (paper, section 3.2): bounds each layer's
+    log-scale so ``exp(s)`` cannot blow up, while ``scale`` lets it grow where the data needs it.
+    ``scale`` is what the optional L2 penalty acts on."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(shape))
+
+    def forward(self, raw_s: Tensor) -> Tensor:
+        return self.scale * torch.tanh(raw_s)
+
+
+class AffineCoupling(Bijector):
+    """Vector coupling ``y_b = x_b * exp(s(x_a)) + t(x_a)``, ``y_a = x_a`` for ``x`` of shape ``[B, D]``.
+
+    ``mask`` (``[D]``, bool) marks ``a``, the coordinates that pass through. ``conditioner`` maps
+    ``x_a`` (``[B, d]``) to ``[B, 2 (D - d)]``: raw ``s`` then ``t``. Its last layer should be
+    zero-initialised so the layer starts as the identity. Only ``x_a`` is fed to the conditioner
+    (no multiplied-out zeros), so its size is exactly that of the paper's ``s`` and ``t``.
+
+    Example:
+        >>> import torch
+        >>> from realnvp.bijectors import AffineCoupling, alternating_mask
+        >>> from realnvp.nets import MLP
+        >>> layer = AffineCoupling(alternating_mask(2, 0), MLP(1, 2, hidden=(8,)))
+        >>> z, log_det = layer(torch.randn(5, 2))
+        >>> log_det.shape
+        torch.Size([5])
+    """
+
+    def __init__(self, mask: Tensor, conditioner: nn.Module) -> None:
+        super().__init__()
+        mask = mask.bool()
+        if mask.dim() != 1 or mask.all() or not mask.any():
+            raise ValueError("AffineCoupling needs a 1-D mask with both passing and transformed coordinates")
+        self.register_buffer("mask", mask)
+        self.register_buffer("idx_a", torch.nonzero(mask).flatten())
+        self.register_buffer("idx_b", torch.nonzero(~mask).flatten())
+        # y = cat([y_a, y_b])[:, unperm] puts every coordinate back where it came from.
+        self.register_buffer("unperm", torch.argsort(torch.cat([self.idx_a, self.idx_b])))
+        self.conditioner = conditioner
+        self.tanh_scale = TanhScale((len(self.idx_b),))
+
+    def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
+        raw_s, t = self.conditioner(x_a).chunk(2, dim=-1)
+        return self.tanh_scale(raw_s), t
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x_a, x_b = x[:, self.idx_a], x[:, self.idx_b]
+        s, t = self._scale_shift(x_a)
+        y_b = x_b * torch.exp(s) + t
+        return torch.cat([x_a, y_b], dim=-1)[:, self.unperm], s.sum(-1)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        z_a, z_b = z[:, self.idx_a], z[:, self.idx_b]
+        s, t = self._scale_shift(z_a)
+        x_b = (z_b - t) * torch.exp(-s)
+        return torch.cat([z_a, x_b], dim=-1)[:, self.unperm], -s.sum(-1)
+
+
+class MaskedAffineCoupling(Bijector):
+    """Image coupling with a multiplicative mask (paper, eq. 9): ``y = b*x + (1-b)*(x*exp(s(b*x)) + t(b*x))``.
+
+    ``mask`` broadcasts against the event shape ``[C, H, W]`` (checkerboard ``[1, H, W]`` or
+    channel-wise ``[C, 1, 1]``). ``conditioner`` maps ``[B, C, H, W]`` to ``[B, 2C, H, W]``.
+    ``s`` and ``t`` are masked before use, so the passing half is untouched and its log-det is 0.
+    """
+
+    def __init__(self, mask: Tensor, conditioner: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.float())
+        self.conditioner = conditioner
+        self.tanh_scale = TanhScale((channels, 1, 1))
+
+    def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
+        raw_s, t = self.conditioner(x_a).chunk(2, dim=1)
+        keep = 1.0 - self.mask
+        return self.tanh_scale(raw_s) * keep, t * keep
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._scale_shift(x * self.mask)
+        return x * torch.exp(s) + t, s.flatten(1).sum(-1)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._scale_shift(z * self.mask)
+        return (z - t) * torch.exp(-s), -s.flatten(1).sum(-1)

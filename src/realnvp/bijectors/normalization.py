@@ -1,0 +1,76 @@
+"""Batch normalization as an invertible flow layer (paper, section 3.7; seed 000, section 3.5)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from realnvp.bijectors.base import Bijector
+
+
+class BatchNormFlow(Bijector):
+    """``z = (x - mean) / sqrt(var + eps)`` per feature, with running averages (Real NVP's variant).
+
+    Training mode normalises with the *running* statistics after folding in the current batch
+    (``new = (1 - momentum) * running + momentum * batch``), so training sees nearly the same map
+    that evaluation and sampling use; gradients flow through the batch's share. Evaluation and
+    ``inverse`` always use the stored running statistics, so ``inverse(forward(x)) == x`` in both
+    modes. The variance is the biased batch variance everywhere (the unbiased/biased mix of
+    ``nn.BatchNorm`` is the trap seed 000 describes). The first training batch initialises the
+    statistics, so a small momentum (seed 000: 0.005) does not start from an arbitrary N(0, 1).
+
+    ``log_det = -0.5 * sum(log(var + eps))`` over the event, broadcast over the batch.
+    ``feature_dims`` are the event dims that keep their own statistics (``(1,)`` for vectors and
+    image channels): every other non-batch dimension is averaged over.
+
+    Example:
+        >>> import torch
+        >>> bn = BatchNormFlow((2,))
+        >>> x = torch.randn(64, 2) * 3 + 1
+        >>> z, log_det = bn(x)
+        >>> torch.allclose(bn.inverse(z)[0], x, atol=1e-5)
+        True
+    """
+
+    def __init__(self, shape: tuple[int, ...], momentum: float = 0.05, eps: float = 1e-5) -> None:
+        super().__init__()
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"batch-norm momentum must be in (0, 1], got {momentum}")
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_var", torch.ones(shape))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _reduce_dims(self, x: Tensor) -> list[int]:
+        return [0] + [d + 1 for d, n in enumerate(self.running_mean.shape) if n == 1 and x.shape[d + 1] != 1]
+
+    def _batch_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        dims = self._reduce_dims(x)
+        mean = x.mean(dim=dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        return mean[0], var[0]
+
+    def _log_det(self, var: Tensor, x: Tensor) -> Tensor:
+        per_feature = -0.5 * torch.log(var + self.eps)
+        event_size = x[0].numel() // var.numel()
+        return (per_feature.sum() * event_size).expand(x.shape[0])
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.training:
+            batch_mean, batch_var = self._batch_stats(x)
+            m = torch.where(self.initialized, torch.tensor(self.momentum, device=x.device), 1.0)
+            mean = (1 - m) * self.running_mean + m * batch_mean
+            var = (1 - m) * self.running_var + m * batch_var
+            with torch.no_grad():
+                self.running_mean.copy_(mean)
+                self.running_var.copy_(var)
+                self.initialized.fill_(True)
+        else:
+            mean, var = self.running_mean, self.running_var
+        z = (x - mean) * torch.rsqrt(var + self.eps)
+        return z, self._log_det(var, x)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        var = self.running_var
+        x = z * torch.sqrt(var + self.eps) + self.running_mean
+        return x, -self._log_det(var, z)

@@ -1,0 +1,111 @@
+"""Checkpoints: written atomically, loaded without executing code, rebuilt into a ``Flow``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realnvp.config import Config
+from realnvp.errors import UserError
+from realnvp.flow import Flow
+
+CHECKPOINT = "checkpoint.pt"  # the latest state, for --resume
+BEST = "best.pt"  # the weights with the best validation NLL, used by evaluate/sample/load
+CONFIG = "config.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``: a crash at
+    any moment leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to memory, then an atomic write."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with ``weights_only=True`` (tensors and plain containers only: a crafted file cannot run
+    code); a missing, truncated or tampered file is a ``UserError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"corrupt or unsafe checkpoint {path}: {first[:200]}") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
+    return state
+
+
+def write_config(run_dir: Path, cfg: Config) -> None:
+    atomic_write_bytes(run_dir / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+
+
+def build_flow(cfg: Config, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
+               scale: torch.Tensor | None = None) -> Flow:
+    """The model a config describes (weights freshly initialised)."""
+    from realnvp.models import build_model
+
+    return build_model(cfg.model, event_shape, loc, scale)
+
+
+def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
+    """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``."""
+    cfg = Config.from_dict(state["config"], origin=str(path))
+    event_shape = tuple(int(d) for d in state["event_shape"])
+    flow = build_flow(cfg, event_shape)
+    try:
+        flow.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not match its own config: {str(exc).splitlines()[0]}") from None
+    return flow, cfg
+
+
+def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
+    """The trained flow of a run directory, in eval mode, ready to call.
+
+    ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint).
+
+    Example:
+        >>> import realnvp  # doctest: +SKIP
+        >>> flow = realnvp.load("runs/moons")  # doctest: +SKIP
+        >>> flow.log_prob(torch.zeros(1, 2)), flow.sample(10)  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    path = run_dir / (BEST if which == "best" else CHECKPOINT)
+    if which == "best" and not path.exists():
+        path = run_dir / CHECKPOINT
+    flow, _ = flow_from_state(load_checkpoint(path), path)
+    return flow.eval()

@@ -1,0 +1,148 @@
+"""Typed run configuration: a preset (TOML) plus ``section.key=value`` overrides, type-checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from realnvp.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    name: str = "moons"  # a toy density name, or "file" with ``path``
+    path: str = ""  # .npy / .npz / .csv of vectors when name == "file"
+    n_train: int = 10000  # toy sets only
+    n_test: int = 10000  # toy sets only
+    noise: float = -1.0  # toy sets only; < 0 means the dataset's own default
+    test_fraction: float = 0.2  # files only: held-out share for the test split
+    val_fraction: float = 0.1  # share of the training split held out for validation/early stopping
+    seed: int = 0  # data generation and split seed
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "vector"
+    n_couplings: int = 4
+    hidden: tuple[int, ...] = (512, 512)
+    mask: str = "alternating"  # alternating | half | random
+    batch_norm: bool = False
+    bn_momentum: float = 0.05
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    scale_l2: float = 5e-5  # L2 on the coupling tanh scales (paper: 5e-5)
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    eval_every: int = 500  # steps between validation evaluations and checkpoints
+    patience: int = 0  # stop after this many evaluations without validation improvement; 0 disables
+    time_budget: float = 0.0  # seconds of training; 0 disables
+    seed: int = 0  # model initialisation and batch order
+    compile: bool = False  # torch.compile the model's log-density for training
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> Config:
+        cfg = cls()
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise UserError(f"{origin}: [{section}] must be a table of settings")
+            for key, value in values.items():
+                _assign(cfg, f"{section}.{key}", value, origin)
+        return cfg
+
+
+def _coerce(value: Any, typ: Any, name: str) -> Any:
+    """Convert ``value`` (from TOML or a ``--set`` string) to the field's type, or raise UserError."""
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if typ == tuple[int, ...]:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(_coerce(v.strip() if isinstance(v, str) else v, int, name) for v in items if v != "")
+    except (ValueError, TypeError):
+        pass
+    type_name = "comma-separated integers" if typ == tuple[int, ...] else typ.__name__
+    raise UserError(f"{name}: expected {type_name}, got {value!r}")
+
+
+def _assign(cfg: Config, dotted: str, value: Any, origin: str) -> None:
+    section_name, _, key = dotted.partition(".")
+    section = getattr(cfg, section_name, None) if section_name in {f.name for f in dataclasses.fields(cfg)} else None
+    if section is None or not key:
+        raise UserError(f"{origin}: unknown setting {dotted!r} (sections: data, model, train)")
+    hints = get_type_hints(type(section))
+    if key not in hints:
+        known = ", ".join(sorted(hints))
+        raise UserError(f"{origin}: unknown setting {dotted!r}; {section_name} has: {known}")
+    setattr(section, key, _coerce(value, hints[key], dotted))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("realnvp.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
+    """A named preset or a TOML file, then ``section.key=value`` overrides applied in order."""
+    path = Path(preset_or_file)
+    if preset_or_file.endswith(".toml") or path.exists():
+        if not path.is_file():
+            raise UserError(f"config file not found: {preset_or_file}")
+        text, origin = path.read_text(), str(path)
+    else:
+        preset = resources.files("realnvp.presets") / f"{preset_or_file}.toml"
+        if not preset.is_file():
+            raise UserError(f"unknown preset {preset_or_file!r}; presets: {', '.join(preset_names())}")
+        text, origin = preset.read_text(), f"preset {preset_or_file}"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{origin}: not valid TOML ({exc})") from None
+    cfg = Config.from_dict(raw, origin)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        _assign(cfg, key.strip(), value.strip(), "--set")
+    return cfg

@@ -1,0 +1,29 @@
+"""Model builders: configurations of bijectors into a ``Flow``."""
+
+from __future__ import annotations
+
+import torch
+
+from realnvp.config import ModelConfig
+from realnvp.errors import UserError
+from realnvp.flow import Flow
+from realnvp.models.vector import build_vector_flow
+
+__all__ = ["build_model", "build_vector_flow"]
+
+
+def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> Flow:
+    """The ``Flow`` a model config describes, for examples of ``event_shape``."""
+    if cfg.kind == "vector":
+        if len(event_shape) != 1:
+            raise UserError(f"the vector model needs flat examples, got shape {event_shape}")
+        dim = event_shape[0]
+        if loc is None:  # rebuilt from a checkpoint: the real values come with the state dict
+            loc, scale = torch.zeros(dim), torch.ones(dim)
+        try:
+            return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
+                                     cfg.bn_momentum, loc, scale)
+        except ValueError as exc:
+            raise UserError(f"model: {exc}") from None
+    raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector'")
