@@ -1,0 +1,91 @@
+"""Every vector bijector through the shared battery in ``checks.py``."""
+
+import pytest
+import torch
+
+from realnvp.bijectors import (
+    AffineCoupling,
+    BatchNormFlow,
+    Chain,
+    Standardize,
+    alternating_mask,
+    half_mask,
+    random_mask,
+)
+from realnvp.nets import MLP
+
+from checks import check_bijector, perturb_
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5])
+@pytest.mark.parametrize("make_mask", [
+    lambda d: alternating_mask(d, 0),
+    lambda d: alternating_mask(d, 1),
+    lambda d: half_mask(d, 1),
+    lambda d: random_mask(d, torch.Generator().manual_seed(3)),
+])
+def test_affine_coupling(dim, make_mask):
+    torch.manual_seed(0)
+    mask = make_mask(dim)
+    n_pass = int(mask.sum())
+    layer = perturb_(AffineCoupling(mask, MLP(n_pass, 2 * (dim - n_pass), hidden=(16, 16))))
+    x = torch.randn(8, dim)
+    check_bijector(layer, x)
+    z, _ = layer.double()(x.double())
+    torch.testing.assert_close(z[:, mask], x.double()[:, mask])  # the passing half is untouched
+
+
+def test_coupling_starts_as_identity():
+    layer = AffineCoupling(alternating_mask(4, 0), MLP(2, 4, hidden=(8,)))
+    x = torch.randn(5, 4)
+    z, log_det = layer(x)
+    torch.testing.assert_close(z, x)
+    assert torch.all(log_det == 0)
+
+
+def test_standardize():
+    check_bijector(Standardize(torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])), torch.randn(6, 2))
+
+
+def test_batch_norm_flow_round_trip_and_log_det():
+    torch.manual_seed(0)
+    bn = BatchNormFlow((3,), momentum=0.1)
+    x = torch.randn(32, 3) * torch.tensor([1.0, 5.0, 0.2]) + 2
+    # Training mode mixes the batch's statistics into the running ones, so eval differs from train.
+    check_bijector(bn, x, eval_matches_train=False)
+
+
+def test_batch_norm_first_batch_initialises_statistics():
+    bn = BatchNormFlow((2,), momentum=0.005)
+    x = torch.randn(4096, 2) * 3 + 7
+    z, _ = bn(x)
+    assert abs(z.mean().item()) < 1e-4 and abs(z.std().item() - 1) < 1e-2
+    torch.testing.assert_close(bn.running_var, x.var(0, unbiased=False), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_running_average_uses_momentum():
+    bn = BatchNormFlow((1,), momentum=0.25)
+    bn(torch.zeros(8, 1))  # initialises the mean to 0
+    bn(torch.full((8, 1), 4.0))
+    torch.testing.assert_close(bn.running_mean, torch.tensor([1.0]))
+
+
+def test_chain_applies_in_order_and_reverses():
+    torch.manual_seed(0)
+    layers = [perturb_(AffineCoupling(alternating_mask(3, i % 2), MLP(2 - i % 2, 2 * (1 + i % 2), (8,))))
+              for i in range(3)]
+    chain = Chain([Standardize(torch.zeros(3), torch.full((3,), 2.0)), *layers])
+    check_bijector(chain, torch.randn(6, 3))
+    x = torch.randn(4, 3, dtype=torch.float64)
+    states = chain.forward_trace(x)
+    assert len(states) == 5
+    torch.testing.assert_close(states[-1], chain(x)[0])
+    back = chain.inverse_trace(states[-1])
+    torch.testing.assert_close(back[-1], x)
+
+
+def test_bad_masks_are_rejected():
+    with pytest.raises(ValueError, match="at least 2"):
+        alternating_mask(1, 0)
+    with pytest.raises(ValueError, match="both passing and transformed"):
+        AffineCoupling(torch.ones(3, dtype=torch.bool), MLP(3, 0, (4,)))
