@@ -1,0 +1,150 @@
+"""One command for the moons protocol side by side: every peer and realnvp, seeds 0, 1, 2, one run at a
+time, then one markdown table (test NLL per seed and mean, median ms/step, ratio to the eager reference
+measured in the same run).
+
+    python benchmarks/run_moons.py            # the full run (~45 min on the 2-core machine)
+    python benchmarks/run_moons.py --quick    # smoke run: 150 steps each (PEERS_SMOKE=1)
+
+Each run's JSON line is appended to ``--jsonl`` (with the load average and CPU busy fraction seen just
+before it started) so a table can be rebuilt with ``--table-only``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", ROOT.parent / "shared/benchmarks/peers"))
+REFERENCE = "torch_ref"
+# (label, working directory, script and arguments); label = the "peer" field the script emits.
+RUNS = {
+    "torch_ref": (PEERS_DIR, ["moons_torch_ref.py"]),
+    "normflows": (PEERS_DIR, ["moons_normflows.py"]),
+    "nflows": (PEERS_DIR, ["moons_nflows.py"]),
+    "nflows_exp": (PEERS_DIR, ["moons_nflows.py", "--exp"]),
+    "zuko": (PEERS_DIR, ["moons_zuko.py"]),
+    "jax": (PEERS_DIR, ["moons_jax.py"]),
+    "realnvp": (ROOT, [str(HERE / "moons.py")]),
+    "realnvp_moons_preset": (ROOT, [str(HERE / "moons.py"), "--mode", "preset"]),
+}
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Fraction of all CPU time that was busy over ``seconds`` (from /proc/stat)."""
+
+    def read() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+        return sum(fields), fields[3] + fields[4]
+
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return round(1 - (idle1 - idle0) / max(total1 - total0, 1), 2)
+
+
+def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) -> dict:
+    cwd, cmd = RUNS[label]
+    cmd = [args.python, *cmd] + (["--budget", f"{budget_s:.1f}"] if label == "realnvp_moons_preset" else [])
+    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
+               OMP_WAIT_POLICY="PASSIVE", PEERS_SEED=str(seed), PEERS_DIR=str(PEERS_DIR),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    if args.quick:
+        env["PEERS_SMOKE"] = "1"
+    before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": cpu_busy()}
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"peer": label, "seed": seed, "error": f"exit {proc.returncode}: {' | '.join(tail)}", **before}
+    result = json.loads(lines[-1])
+    result.update(before, label=label, process_s=round(time.perf_counter() - started, 1))
+    return result
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[dict]) -> str:
+    """The markdown table: one line per implementation, in ``RUNS`` order."""
+    ok = [r for r in rows if "error" not in r]
+    seeds = sorted({r["seed"] for r in ok})
+    ref_ms = [r["step_ms_median"] for r in ok if r["label"] == REFERENCE]
+    ref = statistics.mean(ref_ms) if ref_ms else None
+    head = ("| implementation | params | " + " | ".join(f"NLL seed {s}" for s in seeds)
+            + " | mean test NLL | median ms/step (per seed) | ms/step | ratio to torch_ref | wall s |")
+    out = [head, "|" + " --- |" + " ---: |" * (head.count("|") - 2)]
+    for label in RUNS:
+        mine = {r["seed"]: r for r in ok if r["label"] == label}
+        if not mine:
+            continue
+        nll = [mine[s]["test_nll"] if s in mine else None for s in seeds]
+        ms = [r["step_ms_median"] for r in mine.values() if r.get("step_ms_median") is not None]
+        mean_ms = statistics.mean(ms) if ms else None
+        ratio = mean_ms / ref if mean_ms is not None and ref else None
+        per_seed_ms = " / ".join(fmt(m, ".1f") for m in ms) or "-"
+        walls = statistics.mean(r["wall_s"] for r in mine.values())
+        name = label + (f" ({statistics.mean(r['steps'] for r in mine.values()):.0f} steps)"
+                        if "steps" in next(iter(mine.values())) else "")
+        out.append(f"| {name} | {next(iter(mine.values()))['params']:,} | "
+                   + " | ".join(fmt(v, ".3f") for v in nll)
+                   + f" | {fmt(statistics.mean(v for v in nll if v is not None), '.3f')} | {per_seed_ms} | "
+                   f"{fmt(mean_ms, '.1f')} | {fmt(ratio, '.2f')} | {walls:.0f} |")
+    loads = [r["loadavg_1m_before"] for r in rows]
+    busy = [r["cpu_busy_before"] for r in rows]
+    out.append("")
+    out.append(f"{len(ok)} runs ({len(rows) - len(ok)} failed); 1-min load average before each run "
+               f"{min(loads):.2f}-{max(loads):.2f} (median {statistics.median(loads):.2f}); CPU busy fraction "
+               f"before each run {min(busy):.2f}-{max(busy):.2f}.")
+    out += [f"FAILED: {r['peer']} seed {r['seed']}: {r['error']}" for r in rows if "error" in r]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 150 steps per run (PEERS_SMOKE=1)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated PEERS_SEED values")
+    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
+    parser.add_argument("--python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python"),
+                        help="the peers' venv interpreter (torch 2.13.0 CPU, normflows, nflows, zuko, jax)")
+    parser.add_argument("--jsonl", type=Path, default=None, help="append each run's JSON line here")
+    parser.add_argument("--table-only", action="store_true", help="print the table of an existing --jsonl")
+    args = parser.parse_args()
+    labels = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(labels) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    if args.table_only:
+        if args.jsonl is None:
+            parser.error("--table-only needs --jsonl")
+        print(table([json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]))
+        return
+    if not Path(args.python).exists():
+        parser.error(f"{args.python} not found: set up the peers' venv (benchmarks/README.md) or pass --python")
+    print(f"# moons protocol, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seeds {args.seeds}"
+          + (", QUICK (150 steps)" if args.quick else ""), file=sys.stderr)
+    rows: list[dict] = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for label in labels:
+            ref_wall = [r["wall_s"] for r in rows if r.get("label") == REFERENCE and r["seed"] == seed]
+            result = run_one(label, seed, args, budget_s=ref_wall[0] if ref_wall else 100.0)
+            rows.append(result)
+            print(f"  seed {seed} {label}: " + (result.get("error") or
+                  f"NLL {result['test_nll']:.4f}, {fmt(result.get('step_ms_median'), '.1f')} ms/step, "
+                  f"wall {result['wall_s']:.0f} s, load {result['loadavg_1m_before']}"), file=sys.stderr, flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
