@@ -15,6 +15,9 @@ EXAMPLES = """examples:
   realnvp evaluate runs/moons --json
   realnvp sample runs/moons -n 2000 --temperature 0.8 -o samples.png
   realnvp animate runs/moons -o layers.gif
+  realnvp report runs/moons                         # one self-contained HTML page of the run
+  realnvp score runs/moons points.csv -o scores.csv # per-example log-likelihood of your data
+  realnvp runs                                      # compare every run under runs/
 exit codes: 0 success, 2 bad input (one-line message), 130 interrupted"""
 
 
@@ -62,6 +65,7 @@ def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from realnvp.config import load_config
+    from realnvp.distributed import teardown
     from realnvp.evaluate import evaluate_run
     from realnvp.train import train
 
@@ -78,6 +82,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     run_dir = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     result = train(cfg, run_dir, resume=args.resume, progress=not args.quiet, log=say)
+    teardown(result.dist)
+    if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
+        return
     metrics = evaluate_run(run_dir)
     metrics["stop_reason"] = result.stop_reason
     from realnvp.checkpoint import atomic_write_bytes
@@ -187,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=1500, help="number of points (default 1500)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_animate)
+
+    from realnvp.commands import register
+
+    register(sub)  # report, score, runs
     return parser
 
 

@@ -1,0 +1,229 @@
+"""``realnvp report``: one self-contained HTML page per run (pictures as base64 data URIs, inline CSS,
+no scripts, no network), so a run can be looked at, mailed or archived as a single file."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from realnvp.errors import UserError
+
+REPORT = "report.html"
+TEMPERATURES = (0.5, 0.75, 1.0)  # the image grids' temperatures (the paper samples below 1, too)
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .88em; color: #555; }
+.note { color: #666; font-size: .9em; }
+"""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """``data:`` URI of ``data``: the page carries its pictures itself.
+
+    Example:
+        >>> data_uri(b"GIF89a", "image/gif")
+        'data:image/gif;base64,R0lGODlh'
+    """
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _figure(data: bytes, caption: str, mime: str = "image/png") -> str:
+    esc = html.escape(caption)
+    return f'<figure><img src="{data_uri(data, mime)}" alt="{esc}"><figcaption>{esc}</figcaption></figure>'
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if (value == 0 or 1e-3 <= abs(value) < 1e5 or not math.isfinite(value)) \
+            else f"{value:.3e}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_format(v) for v in value)
+    return str(value)
+
+
+def html_table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
+    """An HTML table, every cell escaped; numbers right-aligned.
+
+    Example:
+        >>> html_table([("steps", 3000)], ("name", "value"))
+        '<table><tr><th>name</th><th>value</th></tr><tr><td>steps</td><td class="num">3000</td></tr></table>'
+    """
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{html.escape(_format(c))}</td>' if isinstance(c, (int, float))
+            and not isinstance(c, bool) else f"<td>{html.escape(_format(c))}</td>" for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(draw: Callable[[Any], None]) -> bytes:
+    """Bytes of the PNG that ``draw(path_or_buffer)`` saves with matplotlib."""
+    buffer = io.BytesIO()
+    draw(buffer)
+    return buffer.getvalue()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` (one per evaluation); a torn last line (a run killed while
+    writing) is skipped rather than failing the report."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def curves_png(records: list[dict[str, Any]]) -> bytes:
+    """Train and validation NLL against the step, and the learning rate beneath."""
+    from realnvp.plots import _pyplot
+
+    plt = _pyplot()
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    steps = [r["step"] for r in records]
+    ax.plot(steps, [r["train_nll"] for r in records], "o-", ms=3, label="train (mean since last eval)")
+    val = [(r["step"], r["val_nll"]) for r in records if r.get("val_nll") is not None]
+    if val:
+        ax.plot(*zip(*val, strict=True), "s-", ms=3, label="validation")
+    ax.set_ylabel("NLL [nats/example]")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax_lr.plot(steps, [r.get("lr", float("nan")) for r in records], color="gray")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("step")
+    ax_lr.grid(alpha=0.3)
+    fig.tight_layout()
+    data = _png(lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+    return data
+
+
+def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str, bytes]) -> list[str]:
+    """Samples beside data, the log-density heatmap (2-D) and the layer-by-layer animation: the run's
+    own pictures when training wrote them, drawn afresh otherwise."""
+    from realnvp.plots import data_and_samples, log_density
+
+    figures = []
+    if "samples.png" not in existing:
+        torch.manual_seed(0)
+        samples = flow.sample(min(2000, len(data))).numpy()
+        existing["samples.png"] = _png(lambda f: data_and_samples(data[: len(samples)], samples, f,
+                                                                  title=f"{name}: data vs Real NVP samples"))
+    figures.append(_figure(existing.pop("samples.png"), "training data (left) beside samples (right)"))
+    if flow.event_size == 2:
+        if "density.png" not in existing:
+            existing["density.png"] = _png(lambda f: log_density(flow, data, f, title=f"{name}: model log-density"))
+        figures.append(_figure(existing.pop("density.png"), "model log-density log p(x) in nats"))
+    if "animation.gif" not in existing:
+        from realnvp.animate import animate
+
+        with tempfile.TemporaryDirectory() as tmp:
+            gif = Path(tmp) / "animation.gif"
+            animate(flow, gif, n=800, frames_per_layer=6, data=data)
+            existing["animation.gif"] = gif.read_bytes()
+    figures.append(_figure(existing.pop("animation.gif"), "base samples bent through each layer in turn",
+                           "image/gif"))
+    return figures
+
+
+def _image_pictures(flow: Any, data: np.ndarray, existing: dict[str, bytes]) -> list[str]:
+    """Data beside samples and sample grids at several temperatures, through ``realnvp.image_plots``."""
+    from realnvp import image_plots
+
+    figures = []
+    torch.manual_seed(0)
+    samples = flow.sample(min(64, len(data)))
+    grid = _png(lambda f: image_plots.image_grid(np.concatenate([data[: len(samples)], samples.numpy()]), f,
+                                                 title="data (top rows) and samples (bottom rows)"))
+    figures.append(_figure(grid, "training images beside samples"))
+    for temperature in TEMPERATURES:
+        torch.manual_seed(0)
+        batch = flow.sample(64, temperature=temperature).numpy()
+        figures.append(_figure(_png(lambda f, b=batch, t=temperature: image_plots.image_grid(
+            b, f, title=f"temperature {t:g}")), f"samples at temperature {temperature:g}"))
+    if "animation.gif" in existing:
+        figures.append(_figure(existing.pop("animation.gif"), "layer-by-layer animation", "image/gif"))
+    return figures
+
+
+def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write the run's report (default ``RUN_DIR/report.html``) and return its path.
+
+    Example:
+        >>> path = build_report(run_dir, tmp / "moons.html")  # run_dir: a trained run, e.g. runs/moons
+        >>> path.read_text().startswith("<!DOCTYPE html>")
+        True
+    """
+    from realnvp.checkpoint import CONFIG, atomic_write_bytes, load
+    from realnvp.config import Config
+    from realnvp.data import load_splits
+    from realnvp.evaluate import evaluate_run
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); train one with `realnvp train`")
+    out = Path(output) if output is not None else run_dir / REPORT
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"report output {out.name!r} must end in .html")
+    try:
+        raw_config = json.loads((run_dir / CONFIG).read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{run_dir / CONFIG} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    cfg = Config.from_dict(raw_config, origin=str(run_dir / CONFIG))
+    flow = load(run_dir)
+    eval_path = run_dir / "evaluation.json"
+    metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else evaluate_run(run_dir)
+    data = load_splits(cfg.data).train
+    existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
+                if p.suffix.lower() in (".png", ".gif") and p.is_file()}
+
+    name = html.escape(run_dir.resolve().name)
+    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>realnvp report: {name}"
+             f"</title><style>{CSS}</style></head><body>", f"<h1>Real NVP run <code>{name}</code></h1>",
+             f"<p class='note'>data: {html.escape(str(metrics.get('data', cfg.data.name)))}, "
+             f"example shape {tuple(flow.event_shape)}, {flow.n_params():,} parameters</p>",
+             "<h2>Metrics</h2>", html_table(list(metrics.items()), ("metric", "value")),
+             "<p class='note'>NLL is the mean negative log-likelihood per example in nats, in the data's own "
+             "units; lower is better.</p>",
+             "<h2>Configuration</h2>",
+             html_table([(f"{section}.{key}", value) for section, values in cfg.to_dict().items()
+                         for key, value in values.items()], ("setting", "value")),
+             "<h2>Training curves</h2>"]
+    records = read_metrics(run_dir)
+    parts.append(_figure(curves_png(records), "NLL per evaluation") if records
+                 else "<p class='note'>no metrics.jsonl records</p>")
+    parts.append("<h2>Samples</h2>")
+    if len(flow.event_shape) == 1:
+        parts += _vector_pictures(flow, data, cfg.data.name, existing)
+    else:
+        parts += _image_pictures(flow, data, existing)
+    if existing:  # per-scale pictures and anything else training drew
+        parts.append("<h2>More pictures from the run</h2>")
+        parts += [_figure(blob, f"{file}", "image/gif" if file.endswith(".gif") else "image/png")
+                  for file, blob in existing.items()]
+    parts.append("</body></html>\n")
+    try:
+        atomic_write_bytes(out, "\n".join(parts).encode())
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out

@@ -1,0 +1,86 @@
+"""``realnvp runs``: every run directory under a folder with its key metrics, to compare runs at a
+glance (a table) or from a script (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from realnvp.errors import UserError
+
+COLUMNS = ("name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
+    """One row: from ``evaluation.json`` when the run finished, else what ``config.json`` and the last
+    ``metrics.jsonl`` record say (a run still training or stopped early shows as unfinished)."""
+    from realnvp.report import read_metrics
+
+    config = _read_json(run_dir / "config.json") or {}
+    data_cfg = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row["name"] = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
+    row["data"] = data_cfg.get("path") if data_cfg.get("name") == "file" else data_cfg.get("name")
+    evaluation = _read_json(run_dir / "evaluation.json")
+    if evaluation is None:
+        records = read_metrics(run_dir)
+        row["steps"] = records[-1]["step"] if records else 0
+        row["stop_reason"] = "unfinished (no evaluation.json)"
+        return row
+    row.update(data=evaluation.get("data", row["data"]), steps=evaluation.get("steps"),
+               test_nll=evaluation.get("test_nll_nats"), params=evaluation.get("n_params"),
+               bits_per_dim=evaluation.get("bits_per_dim"), stop_reason=evaluation.get("stop_reason"))
+    return row
+
+
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """Summaries of every run (a directory holding ``config.json``) under ``root``, sorted by name.
+
+    Example:
+        >>> [row["name"] for row in list_runs(tmp)]  # tmp holds one run, "moons"
+        ['moons']
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"runs folder not found: {root}")
+    return [run_summary(p.parent, root) for p in sorted(root.rglob("config.json"))]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table, one line per run, columns aligned.
+
+    Example:
+        >>> print(format_table([{"name": "a", "data": "moons", "steps": 3000, "test_nll": 1.2345678,
+        ...                      "bits_per_dim": None, "params": 12000, "stop_reason": "reached 3000 steps"}]))
+        name  data   steps  test_nll  bits_per_dim  params  stop_reason
+        a     moons  3,000    1.2346  -             12,000  reached 3000 steps
+    """
+    cells = [list(COLUMNS)] + [[_cell(row.get(c)) for c in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    numeric = {"steps", "test_nll", "params"}
+    lines = []
+    for line in cells:
+        parts = [v.rjust(w) if c in numeric and line is not cells[0] else v.ljust(w)
+                 for c, v, w in zip(COLUMNS, line, widths, strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
