@@ -65,7 +65,6 @@ def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from realnvp.config import load_config
-    from realnvp.distributed import teardown
     from realnvp.evaluate import evaluate_run
     from realnvp.train import train
 
@@ -82,9 +81,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     run_dir = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     result = train(cfg, run_dir, resume=args.resume, progress=not args.quiet, log=say)
-    teardown(result.dist)
-    if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
-        return
     metrics = evaluate_run(run_dir)
     metrics["stop_reason"] = result.stop_reason
     from realnvp.checkpoint import atomic_write_bytes
