@@ -139,7 +139,7 @@ def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str,
 
         with tempfile.TemporaryDirectory() as tmp:
             gif = Path(tmp) / "animation.gif"
-            animate(flow, gif, n=800, frames_per_layer=6, data=data)
+            animate(flow, gif, n=600, frames_per_layer=4, data=data)  # lighter than training's
             existing["animation.gif"] = gif.read_bytes()
     figures.append(_figure(existing.pop("animation.gif"), "base samples bent through each layer in turn",
                            "image/gif"))
@@ -185,6 +185,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     out = Path(output) if output is not None else run_dir / REPORT
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"report output {out.name!r} must end in .html")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
     try:
         raw_config = json.loads((run_dir / CONFIG).read_text())
     except json.JSONDecodeError as exc:
