@@ -28,8 +28,29 @@ td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .88em; color: #555; }
-.note { color: #666; font-size: .9em; }
+.note { color: #666; font-size: .9em; } .headline { font-size: 1.1em; }
+summary { cursor: pointer; font-weight: 600; margin: 1em 0 .3em; }
 """
+
+
+NLL_NOTE = ("NLL: mean negative log-likelihood per example in nats, in the data's own units (lower is "
+            "better); val_nll_nats is the best validation NLL, whose weights (best.pt) every tool uses.")
+NLL_NOTE_IMAGES = ("bits_per_dim: test NLL of the discrete pixels in bits per pixel and channel, averaged over "
+                   "test_draws dequantizations (bits_per_dim_iw: their importance-weighted bound); NLL in nats is "
+                   "of the dequantized pixels scaled to [0, 1]. Lower is better; see docs/bits-per-dim.md.")
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    """The one line a reader wants first: the test score, the steps, why training stopped.
+
+    Example:
+        >>> _headline({"test_nll_nats": 1.25, "steps": 3000, "stop_reason": "reached 3000 steps"})
+        'test NLL 1.2500 nats/example after 3000 steps (reached 3000 steps)'
+    """
+    score = (f"test {metrics['bits_per_dim']:.4f} bits/dim" if metrics.get("bits_per_dim") is not None
+             else f"test NLL {metrics['test_nll_nats']:.4f} nats/example")
+    reason = f" ({metrics['stop_reason']})" if metrics.get("stop_reason") else ""
+    return f"{score} after {metrics.get('steps', '?')} steps{reason}"
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -146,23 +167,42 @@ def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str,
     return figures
 
 
-def _image_pictures(flow: Any, data: np.ndarray, existing: dict[str, bytes]) -> list[str]:
-    """Data beside samples and sample grids at several temperatures, through ``realnvp.image_plots``."""
-    from realnvp import image_plots
+def _grid_png(images: np.ndarray, height: int, ncol: int = 8) -> bytes:
+    """Images ``[N, C, H, W]`` in ``[0, 1]`` as one PNG grid (``realnvp.image_plots.grid``)."""
+    from PIL import Image
 
-    figures = []
-    torch.manual_seed(0)
-    samples = flow.sample(min(64, len(data)))
-    grid = _png(lambda f: image_plots.image_grid(np.concatenate([data[: len(samples)], samples.numpy()]), f,
-                                                 title="data (top rows) and samples (bottom rows)"))
-    figures.append(_figure(grid, "training images beside samples"))
+    from realnvp.image_plots import _zoom_for, grid
+
+    buffer = io.BytesIO()
+    Image.fromarray(grid(images, ncol=ncol, zoom=_zoom_for(height))).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@torch.no_grad()
+def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, existing: dict[str, bytes]) -> list[str]:
+    """Training images beside samples, sample grids at several temperatures, what each scale encodes
+    and the layer-by-layer animation (the run's own when training drew them)."""
+    height = flow.event_shape[1]
+    shown = (data[:64].astype(np.float32) + 0.5) / n_levels  # pixel-level centres, on the samples' scale
+    figures = [_figure(_grid_png(shown, height), "training images")]
     for temperature in TEMPERATURES:
         torch.manual_seed(0)
-        batch = flow.sample(64, temperature=temperature).numpy()
-        figures.append(_figure(_png(lambda f, b=batch, t=temperature: image_plots.image_grid(
-            b, f, title=f"temperature {t:g}")), f"samples at temperature {temperature:g}"))
-    if "animation.gif" in existing:
-        figures.append(_figure(existing.pop("animation.gif"), "layer-by-layer animation", "image/gif"))
+        samples = flow.sample(64, temperature=temperature).clamp(0, 1).cpu().numpy()
+        figures.append(_figure(_grid_png(samples, height), f"samples at temperature {temperature:g}"))
+    for name in [n for n in existing if n.startswith("samples")]:  # the same grids, drawn by training
+        existing.pop(name)
+    if "scales.png" in existing:
+        figures.append(_figure(existing.pop("scales.png"), "what each scale encodes: each row an image, then "
+                               "the image with one scale's latents resampled (coarse to fine: see the docs)"))
+    if "animation.gif" not in existing:
+        from realnvp.image_plots import animate_images
+
+        with tempfile.TemporaryDirectory() as tmp:
+            gif = Path(tmp) / "animation.gif"
+            animate_images(flow, gif)
+            existing["animation.gif"] = gif.read_bytes()
+    figures.append(_figure(existing.pop("animation.gif"), "base samples turned into images layer by layer",
+                           "image/gif"))
     return figures
 
 
@@ -195,7 +235,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     flow = load(run_dir)
     eval_path = run_dir / "evaluation.json"
     metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else evaluate_run(run_dir)
-    data = load_splits(cfg.data).train
+    splits = load_splits(cfg.data)
+    data = splits.train
     existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
                 if p.suffix.lower() in (".png", ".gif") and p.is_file()}
 
@@ -204,12 +245,12 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
              f"</title><style>{CSS}</style></head><body>", f"<h1>Real NVP run <code>{name}</code></h1>",
              f"<p class='note'>data: {html.escape(str(metrics.get('data', cfg.data.name)))}, "
              f"example shape {tuple(flow.event_shape)}, {flow.n_params():,} parameters</p>",
+             f"<p class='headline'>{html.escape(_headline(metrics))}</p>",
              "<h2>Metrics</h2>", html_table(list(metrics.items()), ("metric", "value")),
-             "<p class='note'>NLL is the mean negative log-likelihood per example in nats, in the data's own "
-             "units; lower is better.</p>",
-             "<h2>Configuration</h2>",
+             f"<p class='note'>{NLL_NOTE_IMAGES if len(flow.event_shape) == 3 else NLL_NOTE}</p>",
+             "<details><summary>Configuration (every setting, to reproduce the run)</summary>",
              html_table([(f"{section}.{key}", value) for section, values in cfg.to_dict().items()
-                         for key, value in values.items()], ("setting", "value")),
+                         for key, value in values.items()], ("setting", "value")), "</details>",
              "<h2>Training curves</h2>"]
     records = read_metrics(run_dir)
     parts.append(_figure(curves_png(records), "NLL per evaluation") if records
@@ -218,7 +259,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     if len(flow.event_shape) == 1:
         parts += _vector_pictures(flow, data, cfg.data.name, existing)
     else:
-        parts += _image_pictures(flow, data, existing)
+        parts += _image_pictures(flow, data, splits.n_levels, existing)
     if existing:  # per-scale pictures and anything else training drew
         parts.append("<h2>More pictures from the run</h2>")
         parts += [_figure(blob, f"{file}", "image/gif" if file.endswith(".gif") else "image/png")

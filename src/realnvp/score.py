@@ -4,6 +4,7 @@ for image runs, bits per dimension, written as a CSV or returned as arrays."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 from pathlib import Path
@@ -32,50 +33,79 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int = 4096
     if tuple(x.shape[1:]) != flow.event_shape:
         raise UserError(f"the run scores examples of shape {flow.event_shape}, got {tuple(x.shape[1:])}")
     flow.eval()
-    ref = next(flow.parameters())
+    ref = next(itertools.chain(flow.parameters(), flow.buffers()), torch.zeros(()))
     out = [flow.log_prob(x[i : i + batch_size].to(ref.device, ref.dtype)).double().cpu()
            for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def bits_per_dim(log_likelihood: np.ndarray, event_size: int) -> np.ndarray:
-    """``-log p(x) / (D ln 2)``: nats per example to bits per dimension (the likelihood must be of
-    the data in its discrete units, e.g. pixel values 0..255 dequantized, for the usual meaning).
-
-    Example:
-        >>> bits_per_dim(np.array([-8 * math.log(2)]), 8).tolist()
-        [1.0]
-    """
-    return -np.asarray(log_likelihood) / (event_size * math.log(2))
-
-
-def read_input(path: str | Path, flow: Flow) -> np.ndarray:
-    """The examples in ``path`` as the run expects them: a .npy/.npz/.csv table for vector runs, an
-    image file or folder for image runs; a shape mismatch is a one-line ``UserError``."""
+def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
+    """The examples in ``path`` as the run expects them: a .npy/.npz/.csv table for vector runs; for
+    image runs (``n_levels`` pixel levels) a folder of images or an .npy ``[N, H, W]`` / ``[N, C, H,
+    W]`` of integer pixels. A shape or value mismatch is a one-line ``UserError``."""
     path = Path(path)
-    if len(flow.event_shape) == 1:
+    if not n_levels:
         from realnvp.data import read_vectors
 
         return read_vectors(path, expected_dim=flow.event_size)
-    if path.suffix.lower() == ".npy":
+    from realnvp.data.images import check_levels, read_image_folder
+
+    if path.is_dir():
+        images = read_image_folder(path)
+    elif path.suffix.lower() == ".npy" and path.is_file():
         try:
-            array = np.load(path, allow_pickle=False).astype(np.float32)
+            images = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        if tuple(array.shape[1:]) != flow.event_shape:
-            raise UserError(f"{path}: the run takes images of shape {flow.event_shape}, the file has "
-                            f"{tuple(array.shape[1:])}")
-        return array
-    try:
-        from realnvp.data.images import read_image_folder
-    except ImportError:
-        raise UserError("scoring image folders needs the image data module (realnvp.data.images)") from None
-    return read_image_folder(path, flow.event_shape)
+        images = images[:, None] if images.ndim == 3 else images
+    else:
+        raise UserError(f"{path}: an image run scores a folder of images or an .npy of integer pixels")
+    if tuple(images.shape[1:]) != flow.event_shape:
+        raise UserError(f"{path}: the run takes images of shape {flow.event_shape} [C, H, W], got "
+                        f"{tuple(images.shape[1:])}")
+    return check_levels(images, n_levels, str(path))
 
 
-def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray) -> dict[str, np.ndarray]:
+def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10, seed: int = 1
+                 ) -> dict[str, np.ndarray]:
+    """Discrete images ``v`` (integers ``0 .. n_levels - 1``): ``log P(v) ~ E_u log p((v + u) / L) - D
+    ln L`` per image, averaged over ``draws`` dequantizations (seeded), and its bits/dim, the same
+    quantity ``evaluate`` averages over the test set.
+
+    Example:
+        >>> from realnvp.bijectors import Chain, Standardize
+        >>> flow = Flow(Chain([Standardize(torch.zeros(1, 2, 2), torch.ones(1, 2, 2))]), (1, 2, 2))
+        >>> out = score_images(flow, np.zeros((3, 1, 2, 2), np.uint8), n_levels=2)  # 1-bit 2x2 images
+        >>> out["bits_per_dim"].shape, bool(np.allclose(out["bits_per_dim"], -out["log_likelihood_nats"]
+        ...                                             / (4 * math.log(2))))
+        ((3,), True)
+    """
+    from realnvp.bijectors import dequantize
+    from realnvp.evaluate import bits_per_dim
+
+    generator = torch.Generator().manual_seed(seed)
+    v = torch.from_numpy(np.ascontiguousarray(images))
+    log_p = np.mean([score_array(flow, dequantize(v, n_levels, generator)) for _ in range(draws)], axis=0)
+    return {LOG_LIKELIHOOD: log_p - flow.event_size * math.log(n_levels),
+            BITS_PER_DIM: bits_per_dim(-log_p, flow.event_size, n_levels)}
+
+
+def _run_levels(run: str | os.PathLike) -> int:
+    """Pixel levels of an image run from its config.json (0 for vector runs)."""
+    import json
+
+    from realnvp.config import Config
+    from realnvp.data.images import IMAGE_DATASETS, n_levels_of
+
+    cfg = Config.from_dict(json.loads((Path(run) / "config.json").read_text()))
+    return n_levels_of(cfg.data.name) if cfg.data.name in IMAGE_DATASETS else 0
+
+
+def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n_levels: int | None = None,
+          draws: int = 10) -> dict[str, np.ndarray]:
     """Per-example scores of ``data`` (a file, an image folder or an array) under a run (a run
-    directory or a loaded ``Flow``): ``log_likelihood_nats``, plus ``bits_per_dim`` for image runs.
+    directory, or a loaded ``Flow`` with ``n_levels`` for image flows): ``log_likelihood_nats``, plus
+    ``bits_per_dim`` for image runs (averaged over ``draws`` dequantizations).
 
     Example:
         >>> scores = score(run_dir, np.array([[0.5, 0.25], [9.0, 9.0]], dtype=np.float32))
@@ -85,18 +115,28 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray) -
     from realnvp.checkpoint import load
 
     flow = run if isinstance(run, Flow) else load(run)
-    x = np.asarray(data, dtype=np.float32) if isinstance(data, np.ndarray) else read_input(data, flow)
-    if x.ndim == 1 and len(flow.event_shape) == 1:
-        x = x[None]
+    if n_levels is None:
+        n_levels = 0 if isinstance(run, Flow) else _run_levels(run)
+    if len(flow.event_shape) == 3 and not n_levels:
+        raise UserError("scoring images needs their number of pixel levels: pass n_levels (256 for 8-bit)")
+    if isinstance(data, np.ndarray):
+        x = data[None] if data.ndim == len(flow.event_shape) else data
+        if n_levels:
+            from realnvp.data.images import check_levels
+
+            x = check_levels(x, n_levels, "the images to score")
+    else:
+        x = read_input(data, flow, n_levels)
     if len(x) == 0:
         raise UserError("no examples to score")
+    if n_levels:
+        if tuple(x.shape[1:]) != flow.event_shape:
+            raise UserError(f"the run takes images of shape {flow.event_shape}, got {tuple(x.shape[1:])}")
+        return score_images(flow, x, n_levels, draws)
+    x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise UserError(f"{int((~np.isfinite(x)).sum())} non-finite values (NaN/Inf) in the data to score")
-    log_likelihood = score_array(flow, x)
-    columns = {LOG_LIKELIHOOD: log_likelihood}
-    if len(flow.event_shape) == 3:
-        columns[BITS_PER_DIM] = bits_per_dim(log_likelihood, flow.event_size)
-    return columns
+    return {LOG_LIKELIHOOD: score_array(flow, x)}
 
 
 def to_csv(columns: dict[str, np.ndarray]) -> str:
