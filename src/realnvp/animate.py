@@ -14,14 +14,28 @@ from realnvp.plots import _pyplot, plot_limits
 
 
 def layer_names(flow: Flow) -> list[str]:
-    """Names of the chain's layers in the inverse (latent -> data) order the animation follows."""
+    """Names of the chain's layers in the inverse (latent -> data) order the animation follows.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> layer_names(build_vector_flow(dim=2, n_couplings=2, hidden=(8,), batch_norm=True))
+        ['AffineCoupling', 'BatchNormFlow', 'AffineCoupling']
+    """
     return [type(layer).__name__ for layer in reversed(flow.chain.layers)]
 
 
 def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int = 12, seed: int = 0,
             data: np.ndarray | None = None) -> None:
     """Write ``path`` (.gif, or .mp4 where ffmpeg is present): ``n`` base samples moving from the
-    latent through each layer's inverse to data space, interpolating linearly between layers."""
+    latent through each layer's inverse to data space, interpolating linearly between layers.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> animate(build_vector_flow(dim=2, n_couplings=2, hidden=(8,)), tmp / "layers.gif", n=100,
+        ...         frames_per_layer=2)
+        >>> (tmp / "layers.gif").read_bytes()[:6]
+        b'GIF89a'
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):

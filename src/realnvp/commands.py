@@ -29,7 +29,7 @@ RUNS_EXAMPLES = """examples:
   realnvp runs --json          # one JSON list, for scripts"""
 
 
-def cmd_report(args: argparse.Namespace) -> None:
+def _cmd_report(args: argparse.Namespace) -> None:
     from realnvp.report import build_report
 
     path = build_report(args.run, args.output)
@@ -37,7 +37,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
-def cmd_score(args: argparse.Namespace) -> None:
+def _cmd_score(args: argparse.Namespace) -> None:
     from realnvp.checkpoint import atomic_write_bytes
     from realnvp.cli import _check_output
     from realnvp.errors import UserError
@@ -65,7 +65,7 @@ def cmd_score(args: argparse.Namespace) -> None:
               f"wrote {where}", file=sys.stderr)
 
 
-def cmd_runs(args: argparse.Namespace) -> None:
+def _cmd_runs(args: argparse.Namespace) -> None:
     from realnvp.runs import format_table, list_runs
 
     rows = list_runs(args.dir)
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", help="the .html file to write (default RUN/report.html)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("score", help="per-example log-likelihood (and bits/dim) of your data",
                        description="Score every example of a file or image folder under a trained run.",
@@ -104,11 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="the .csv to write, or - for standard output")
     p.add_argument("--json", action="store_true", help="print a one-line JSON summary (count, mean, min, max)")
     p.add_argument("--quiet", action="store_true", help="no summary message")
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("runs", help="list runs with their key metrics", description="List every run "
                        "directory under DIR with data, steps, test NLL, bits/dim, parameters and why it stopped.",
                        epilog=RUNS_EXAMPLES, formatter_class=RAW)
     p.add_argument("dir", nargs="?", default="runs", help="folder holding runs (default runs/)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
-    p.set_defaults(func=cmd_runs)
+    p.set_defaults(func=_cmd_runs)

@@ -2,4 +2,12 @@
 
 
 class UserError(Exception):
-    """Bad input from the user (file, option, run directory): the message names the problem."""
+    """Bad input from the user (file, option, run directory): the message names the problem.
+
+    Example:
+        >>> from realnvp.data import read_vectors
+        >>> read_vectors("no-such-file.csv")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: data file not found: no-such-file.csv
+    """

@@ -20,6 +20,12 @@ def _pyplot():  # noqa: ANN202 - matplotlib is imported only when a picture is d
 
 
 def plot_limits(points: np.ndarray, pad: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(xlim, ylim)`` spanning the central 99% of the first two coordinates, widened by ``pad``.
+
+    Example:
+        >>> plot_limits(np.array([[0.0, 0.0], [1.0, 2.0]]), pad=0.0)
+        ((0.005, 0.995), (0.01, 1.99))
+    """
     lo, hi = np.percentile(points[:, :2], 0.5, axis=0), np.percentile(points[:, :2], 99.5, axis=0)
     span = hi - lo
     lo, hi = lo - pad * span, hi + pad * span
@@ -27,7 +33,14 @@ def plot_limits(points: np.ndarray, pad: float = 0.1) -> tuple[tuple[float, floa
 
 
 def data_and_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Training data (blue) beside flow samples (red), first two coordinates, same axes."""
+    """Training data (blue) beside flow samples (red), first two coordinates, same axes.
+
+    Example:
+        >>> points = np.random.RandomState(0).randn(100, 2)
+        >>> data_and_samples(points, points + 1, tmp / "samples.png", title="data vs samples")
+        >>> (tmp / "samples.png").read_bytes()[:4]
+        b'\\x89PNG'
+    """
     plt = _pyplot()
     xlim, ylim = plot_limits(data)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), sharex=True, sharey=True)
@@ -47,7 +60,14 @@ def data_and_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, ti
 @torch.inference_mode()
 def density_grid(flow: Flow, xlim: tuple[float, float], ylim: tuple[float, float],
                  resolution: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(xs, ys, log_p)`` of a 2-D flow on a regular grid (``log_p[i, j]`` at ``(xs[j], ys[i])``)."""
+    """``(xs, ys, log_p)`` of a 2-D flow on a regular grid (``log_p[i, j]`` at ``(xs[j], ys[i])``).
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> xs, ys, log_p = density_grid(build_vector_flow(dim=2, hidden=(8,)), (-1, 1), (-2, 2), resolution=5)
+        >>> log_p.shape, float(ys[-1])
+        ((5, 5), 2.0)
+    """
     xs = np.linspace(*xlim, resolution)
     ys = np.linspace(*ylim, resolution)
     gx, gy = np.meshgrid(xs, ys)
@@ -59,7 +79,15 @@ def density_grid(flow: Flow, xlim: tuple[float, float], ylim: tuple[float, float
 
 
 def log_density(flow: Flow, data: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Heatmap of ``log p(x)`` of a 2-D flow over the data's range."""
+    """Heatmap of ``log p(x)`` of a 2-D flow over the data's range.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> log_density(build_vector_flow(dim=2, hidden=(8,)), np.random.RandomState(0).randn(100, 2),
+        ...             tmp / "density.png")
+        >>> (tmp / "density.png").stat().st_size > 0
+        True
+    """
     plt = _pyplot()
     xlim, ylim = plot_limits(data)
     xs, ys, log_p = density_grid(flow, xlim, ylim)

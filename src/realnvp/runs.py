@@ -23,7 +23,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     """One row: from ``evaluation.json`` when the run finished, else what ``config.json`` and the last
-    ``metrics.jsonl`` record say (a run still training or stopped early shows as unfinished)."""
+    ``metrics.jsonl`` record say (a run still training or stopped early shows as unfinished).
+
+    Example:
+        >>> row = run_summary(run_dir, run_dir.parent)
+        >>> row["name"], row["data"], row["steps"]
+        ('moons', 'moons', 60)
+    """
     from realnvp.report import read_metrics
 
     config = _read_json(run_dir / "config.json") or {}
@@ -47,7 +53,7 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     """Summaries of every run (a directory holding ``config.json``) under ``root``, sorted by name.
 
     Example:
-        >>> [row["name"] for row in list_runs(tmp)]  # tmp holds one run, "moons"
+        >>> [row["name"] for row in list_runs(run_dir.parent)]  # as list_runs("runs") lists runs/*
         ['moons']
     """
     root = Path(root)

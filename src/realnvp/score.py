@@ -42,7 +42,15 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int = 4096
 def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
     """The examples in ``path`` as the run expects them: a .npy/.npz/.csv table for vector runs; for
     image runs (``n_levels`` pixel levels) a folder of images or an .npy ``[N, H, W]`` / ``[N, C, H,
-    W]`` of integer pixels. A shape or value mismatch is a one-line ``UserError``."""
+    W]`` of integer pixels. A shape or value mismatch is a one-line ``UserError``.
+
+    Example:
+        >>> from realnvp import load
+        >>> (tmp / "points.csv").write_text("x,y\\n0.5,0.25\\n1.0,0.0\\n")
+        21
+        >>> read_input(tmp / "points.csv", load(run_dir)).shape
+        (2, 2)
+    """
     path = Path(path)
     if not n_levels:
         from realnvp.data import read_vectors

@@ -30,8 +30,8 @@ class MetricsLogger:
 class TensorBoardLogger(MetricsLogger):
     """Writes each numeric field of a record as a scalar at the record's ``step``.
 
-    Example:
-        >>> log = TensorBoardLogger(tmp / "tb")  # doctest: +SKIP (needs the tensorboard extra)
+    Example (skipped where the tensorboard extra is not installed; tests/test_runs.py runs it):
+        >>> log = TensorBoardLogger(tmp / "tb")  # doctest: +SKIP
         >>> log({"step": 10, "train_nll": 1.5}); log.close()  # doctest: +SKIP
     """
 

@@ -16,6 +16,13 @@ def read_vectors(path: str | Path, expected_dim: int | None = None) -> np.ndarra
     """A finite float32 ``[N, D]`` array from a file; ``expected_dim`` checks D against a trained run.
 
     An .npz must hold exactly one array or one named ``x``; a .csv may have one header row.
+
+    Example:
+        >>> (tmp / "v.csv").write_text("a,b\\n1,2\\n3,4\\n")
+        12
+        >>> read_vectors(tmp / "v.csv", expected_dim=2)
+        array([[1., 2.],
+               [3., 4.]], dtype=float32)
     """
     path = Path(path)
     if not path.exists():

@@ -1,0 +1,79 @@
+"""``realnvp runs`` lists every run under a folder with the numbers its evaluation.json holds, marks
+unfinished runs, and TensorBoard logging mirrors metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from tiny import train_tiny
+
+from realnvp.cli import main
+from realnvp.runs import list_runs
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    train_tiny(root / "moons")
+    shutil.copytree(root / "moons", root / "group" / "unfinished")
+    (root / "group" / "unfinished" / "evaluation.json").unlink()
+    shutil.copytree(root / "moons", root / "broken")
+    (root / "broken" / "evaluation.json").write_text("{not json")
+    (root / "not-a-run").mkdir()
+    (root / "not-a-run" / "notes.txt").write_text("hello")
+    return root
+
+
+def test_lists_every_run_with_its_evaluation(runs_dir):
+    rows = {row["name"]: row for row in list_runs(runs_dir)}
+    assert sorted(rows) == ["broken", "group/unfinished", "moons"]
+    evaluation = json.loads((runs_dir / "moons" / "evaluation.json").read_text())
+    assert rows["moons"] == {"name": "moons", "data": "moons", "steps": evaluation["steps"],
+                             "test_nll": evaluation["test_nll_nats"], "bits_per_dim": None,
+                             "params": evaluation["n_params"], "stop_reason": evaluation["stop_reason"]}
+    last_step = json.loads((runs_dir / "moons" / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    for name in ("group/unfinished", "broken"):
+        assert rows[name]["steps"] == last_step and rows[name]["test_nll"] is None
+        assert rows[name]["stop_reason"].startswith("unfinished")
+
+
+def test_cli_table_and_json(runs_dir, capsys):
+    assert main(["runs", str(runs_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason"]
+    evaluation = json.loads((runs_dir / "moons" / "evaluation.json").read_text())
+    moons = next(line for line in lines if line.startswith("moons"))
+    assert f"{evaluation['test_nll_nats']:.4f}" in moons and f"{evaluation['n_params']:,}" in moons
+    assert len(lines) == 4
+    assert main(["runs", str(runs_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == list_runs(runs_dir)
+
+
+def test_empty_and_missing_folders(tmp_path, capsys):
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "no runs under" in out.err
+    assert main(["runs", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"realnvp: error: runs folder not found: {tmp_path / 'nope'}"
+
+
+def test_tensorboard_logging_mirrors_metrics(tmp_path, capsys):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:  # the extra is not installed: the option must say how to get it, in one line
+        with pytest.raises(AssertionError):
+            train_tiny(tmp_path / "tb", "--set", "train.tensorboard=true")
+        assert "pip install 'realnvp[tensorboard]'" in capsys.readouterr().err
+        return
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train_tiny(tmp_path / "tb", "--set", "train.tensorboard=true")
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for key in ("train_nll", "val_nll", "lr"):
+        logged = [(e.step, e.value) for e in events.Scalars(key)]
+        assert logged == [(r["step"], pytest.approx(r[key], rel=1e-6)) for r in records]
+    assert not (train_tiny(tmp_path / "plain") / "tensorboard").exists()  # off by default
