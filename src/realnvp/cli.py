@@ -7,7 +7,9 @@ import io
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
 EXAMPLES = """examples:
   realnvp train moons --out runs/moons              # the default 2-D job, with pictures
@@ -15,6 +17,9 @@ EXAMPLES = """examples:
   realnvp evaluate runs/moons --json
   realnvp sample runs/moons -n 2000 --temperature 0.8 -o samples.png
   realnvp animate runs/moons -o layers.gif
+  realnvp train digits --out runs/digits            # 8x8 digits, multi-scale image model, bits/dim
+  realnvp train mnist-small --data mnist10k.npz --out runs/mnist
+  realnvp sample runs/digits --temperature 0.7 -o grid.png
   realnvp report runs/moons                         # one self-contained HTML page of the run
   realnvp score runs/moons points.csv -o scores.csv # per-example log-likelihood of your data
   realnvp runs                                      # compare every run under runs/
@@ -50,7 +55,12 @@ def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
 
     flow = load(run_dir)
     cfg = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    data = _train_data(cfg).train
+    splits = _train_data(cfg)
+    if splits.n_levels:
+        from realnvp.image_plots import write_image_pictures
+
+        return write_image_pictures(run_dir, flow, splits.train, splits.n_levels, cfg.model.n_scales)
+    data = splits.train
     torch.manual_seed(0)
     samples = flow.sample(min(n, len(data))).numpy()
     written = [run_dir / "samples.png"]
@@ -65,12 +75,15 @@ def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from realnvp.config import load_config
+    from realnvp.data import IMAGE_DATASETS
+    from realnvp.distributed import teardown
     from realnvp.evaluate import evaluate_run
     from realnvp.train import train
 
     overrides = list(args.set or [])
-    if args.data:
-        overrides += ["data.name=file", f"data.path={args.data}"]
+    if args.data:  # an image preset reads its dataset from the path; anything else reads vectors
+        image = load_config(args.config, overrides).data.name in IMAGE_DATASETS
+        overrides += ([] if image else ["data.name=file"]) + [f"data.path={args.data}"]
     for flag, key in ((args.steps, "train.steps"), (args.time_budget, "train.time_budget"),
                       (args.seed, "train.seed"), (args.device, "train.device")):
         if flag is not None:
@@ -81,6 +94,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     run_dir = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     result = train(cfg, run_dir, resume=args.resume, progress=not args.quiet, log=say)
+    teardown(result.dist)
+    if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
+        return
     metrics = evaluate_run(run_dir)
     metrics["stop_reason"] = result.stop_reason
     from realnvp.checkpoint import atomic_write_bytes
@@ -89,6 +105,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if not args.no_pictures:
         for path in write_pictures(run_dir):
             say(f"wrote {path}")
+    if "bits_per_dim" in metrics:
+        say(f"test {metrics['bits_per_dim']:.4f} bits/dim ({metrics['bits_per_dim_iw']:.4f} with the "
+            f"{metrics['test_draws']}-sample bound)")
     say(f"test NLL {metrics['test_nll_nats']:.4f} nats/example, "
         f"inverse error {metrics['inverse_max_abs_error']:.2e}; metrics in {run_dir / 'evaluation.json'}")
     if args.json:
@@ -115,12 +134,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     out = Path(args.output)
     _check_output(out, (".png", ".npy"))
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise UserError(f"-n must be a positive number of samples, got {args.n}")
     if not (0 <= args.temperature <= 10):
         raise UserError(f"--temperature must be between 0 and 10, got {args.temperature}")
     flow = load(args.run)
     torch.manual_seed(args.seed)
+    args.n = args.n or (64 if len(flow.event_shape) == 3 else 2000)
+    if len(flow.event_shape) == 3:
+        _sample_images(flow, args, out)
+        return
     samples = flow.sample(args.n, temperature=args.temperature).numpy()
     if out.suffix.lower() == ".npy":
         buffer = io.BytesIO()
@@ -136,29 +159,70 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}", file=sys.stderr)
 
 
+def _sample_images(flow, args: argparse.Namespace, out: Path) -> None:  # noqa: ANN001 - a Flow
+    """An image run's samples: a PNG grid, or integer pixels ``[n, C, H, W]`` in the data's levels."""
+    import numpy as np
+
+    from realnvp.checkpoint import atomic_write_bytes
+    from realnvp.config import Config
+    from realnvp.data.images import n_levels_of
+    from realnvp.image_plots import grid, save_png
+
+    y = flow.sample(args.n, temperature=args.temperature).clamp(0, 1).numpy()
+    if out.suffix.lower() == ".npy":
+        cfg = Config.from_dict(json.loads((Path(args.run) / "config.json").read_text()))
+        levels = n_levels_of(cfg.data.name)
+        buffer = io.BytesIO()
+        np.save(buffer, np.minimum(np.floor(y * levels), levels - 1).astype(np.uint8))
+        atomic_write_bytes(out, buffer.getvalue())
+    else:
+        save_png(grid(y, zoom=max(1, 64 // y.shape[2])), out)
+    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+
+
 def cmd_animate(args: argparse.Namespace) -> None:
     from realnvp.animate import animate
     from realnvp.checkpoint import load
 
     out = Path(args.output)
     _check_output(out, (".gif", ".mp4"))
-    animate(load(args.run), out, n=args.n, seed=args.seed)
+    flow = load(args.run)
+    if len(flow.event_shape) == 3:
+        from realnvp.image_plots import animate_images
+
+        animate_images(flow, out, n=min(args.n, 64), seed=args.seed)
+    else:
+        animate(flow, out, n=args.n, seed=args.seed)
     print(f"wrote {out}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes (unknown option, bad value) end like any other bad input: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        from realnvp.errors import UserError
+
+        raise UserError(f"{message} (see: {self.prog} --help)")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    print(f"realnvp: warning: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from realnvp.config import preset_names
 
-    parser = argparse.ArgumentParser(prog="realnvp", description="Real NVP normalizing flows: train, "
-                                     "evaluate, sample, animate.", epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="realnvp", description="Real NVP normalizing flows: train, "
+                     "evaluate, sample, animate.", epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a preset or a TOML config", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help=f"preset ({', '.join(preset_names())}) or a .toml file")
     p.add_argument("--out", required=True, help="run directory (created)")
-    p.add_argument("--data", help="train on your own vectors: .npy, .npz or .csv [examples, features]")
+    p.add_argument("--data", help="train on your own vectors: .npy, .npz or .csv [examples, features]; "
+                   "with an image preset: the dataset's folder or an .npz with x_train and x_test")
     p.add_argument("--steps", type=int, help="training steps (train.steps)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
     p.add_argument("--seed", type=int, help="model initialisation and batch-order seed")
@@ -178,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run", help="run directory")
-    p.add_argument("-n", type=int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("-n", type=int, help="number of samples (default 2000; 64 for image runs)")
     p.add_argument("--temperature", type=float, default=1.0, help="base std multiplier (default 1.0)")
     p.add_argument("-o", "--output", required=True, help=".png picture or .npy array")
     p.add_argument("--seed", type=int, default=0)
@@ -200,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from realnvp.errors import UserError
 
-    args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line, no source excerpt
+            args = build_parser().parse_args(argv)
+            args.func(args)
     except UserError as exc:
         print(f"realnvp: error: {exc}", file=sys.stderr)
         return 2

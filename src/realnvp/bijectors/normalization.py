@@ -19,6 +19,9 @@ class BatchNormFlow(Bijector):
     ``nn.BatchNorm`` is the trap seed 000 describes). The first training batch initialises the
     statistics, so a small momentum (seed 000: 0.005) does not start from an arbitrary N(0, 1).
 
+    Under DDP the batch statistics are all-reduced, so every rank normalises with the global batch's
+    moments and holds the same running averages.
+
     ``log_det = -0.5 * sum(log(var + eps))`` over the event, broadcast over the batch.
     ``feature_dims`` are the event dims that keep their own statistics (``(1,)`` for vectors and
     image channels): every other non-batch dimension is averaged over.
@@ -46,8 +49,13 @@ class BatchNormFlow(Bijector):
 
     def _batch_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         dims = self._reduce_dims(x)
-        mean = x.mean(dim=dims, keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from realnvp.distributed import global_moments
+
+            mean, var = global_moments(x, dims)  # every rank sees the global batch's statistics
+        else:
+            mean = x.mean(dim=dims, keepdim=True)
+            var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
         return mean[0], var[0]
 
     def _log_det(self, var: Tensor, x: Tensor) -> Tensor:

@@ -1,0 +1,88 @@
+"""PyTorch DDP under ``torchrun``: process-group set-up and the few collectives training needs.
+
+Every rank draws the same *global* batch from the same seeded stream and keeps its own slice, so
+the averaged gradient equals the single-process gradient of the global batch, and a checkpoint
+(which holds only global state) resumes under any world size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from realnvp.errors import UserError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes checkpoints, metrics and pictures."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup(device: torch.device) -> DistInfo:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, rendezvous
+    in ``MASTER_ADDR``/``MASTER_PORT``); a plain run is a world of one. NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        try:
+            dist.init_process_group(backend=backend)
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f"cannot join the distributed group ({backend}): {str(exc).splitlines()[0]}") from None
+    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+def local_slice(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """This rank's contiguous share of a global batch (the global size must divide evenly)."""
+    if not info.enabled:
+        return batch
+    if len(batch) % info.world_size:
+        raise UserError(f"train.batch_size {len(batch)} must be divisible by the world size {info.world_size}")
+    share = len(batch) // info.world_size
+    return batch[info.rank * share : (info.rank + 1) * share]
+
+
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The average of ``value`` over all ranks (identity without a process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value
+
+
+def global_moments(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and biased variance over ``dims`` of the batch gathered from every rank, differentiably, so
+    flow batch norm sees the global batch and every rank keeps identical running averages. Two passes
+    (mean, then mean squared deviation), as in the single-process computation, for the same numerics."""
+    mean = x.mean(dim=dims, keepdim=True)
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return mean, ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+    from torch.distributed.nn.functional import all_reduce
+
+    world = dist.get_world_size()  # equal shares per rank, so the mean of the ranks' means is the global mean
+    mean = all_reduce(mean) / world
+    return mean, all_reduce(((x - mean) ** 2).mean(dim=dims, keepdim=True)) / world
+
+
+def teardown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
