@@ -54,6 +54,7 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds of training; 0 disables
     seed: int = 0  # model initialisation and batch order
     compile: bool = False  # torch.compile the model's log-density for training
+    tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (pip install 'realnvp[tensorboard]')
     device: str = "auto"  # auto | cpu | cuda
 
 

@@ -21,6 +21,7 @@ from realnvp.evaluate import mean_nll
 from realnvp.flow import Flow
 from realnvp.guard import NonFiniteGuard
 from realnvp.resume import METRICS, append_metrics, check_compatible, holds_run, load_latest, restore, save_latest, tidy
+from realnvp.tblog import metrics_logger
 from realnvp.validation import check_settings
 
 
@@ -157,11 +158,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             # Metrics first, checkpoint last: a crash in between is undone by --resume, which trims
             # the log back to the checkpoint's step.
             append_metrics(run_dir / METRICS, record)
+            metrics_log(record)
             state = snapshot()
             if improved:
                 save_checkpoint(run_dir / BEST, state)
             save_latest(run_dir, state)
 
+    metrics_log = metrics_logger(t.tensorboard and info.is_main, run_dir)  # TensorBoard, when asked for
     from tqdm.auto import tqdm
 
     bar = tqdm(total=t.steps, initial=step, disable=not progress or not info.is_main, unit="step", dynamic_ncols=True, mininterval=1.0)
@@ -210,6 +213,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 break
         bar.update(1)
     bar.close()
+    metrics_log.close()
     log(f"stopped at step {step}: {stop_reason}")
     if info.enabled:
         torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone reads it
