@@ -27,6 +27,12 @@ class DataConfig:
     test_fraction: float = 0.2  # files only: held-out share for the test split
     val_fraction: float = 0.1  # share of the training split held out for validation/early stopping
     seed: int = 0  # data generation and split seed
+    # Images (name: digits | mnist | fashion-mnist | cifar10 | celeba | folder; path: the dataset's
+    # root folder, an .npz with x_train/x_test, or for "folder" any folder of images).
+    flip: bool = False  # images: random horizontal flips of training batches
+    download: bool = False  # images: fetch mnist / fashion-mnist / cifar10 with torchvision if missing
+    image_size: int = 0  # celeba / folder: resize to this square size; 0 keeps the default (celeba 64)
+    test_draws: int = 10  # images: dequantization noise draws averaged in the test bits/dim
 
 
 @dataclass
@@ -37,6 +43,16 @@ class ModelConfig:
     mask: str = "alternating"  # alternating | half | random
     batch_norm: bool = False
     bn_momentum: float = 0.05
+    # kind = "image": the paper's multi-scale model (models/image.py)
+    n_scales: int = 2  # scales; each but the last squeezes once and factors out half
+    feature_maps: int = 64  # s/t ResNet width at the first scale, doubled at each later scale
+    n_blocks: int = 8  # residual blocks per s/t ResNet
+    conditioner_norm: str = "batch"  # batch | instance | none, inside the s/t ResNets
+    scale_couplings: int = 3  # checkerboard and channel-wise couplings per scale (paper: 3)
+    final_couplings: int = 4  # checkerboard couplings at the last scale (paper: 4)
+    logit: str = "symmetric"  # symmetric (seed 000) | paper | none: logit(alpha + beta y) first layer
+    logit_alpha: float = 0.05
+    checkpoint: bool = False  # gradient checkpointing of the s/t ResNets (saves memory)
 
 
 @dataclass

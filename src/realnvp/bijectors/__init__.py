@@ -4,18 +4,26 @@ from realnvp.bijectors.base import Bijector, Chain, Standardize
 from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
 from realnvp.bijectors.masks import alternating_mask, channel_mask, checkerboard_mask, half_mask, random_mask
 from realnvp.bijectors.normalization import BatchNormFlow
+from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
+from realnvp.bijectors.reshape import FactorOut, Squeeze, Unsqueeze
 
 __all__ = [
     "AffineCoupling",
     "BatchNormFlow",
     "Bijector",
     "Chain",
+    "FactorOut",
+    "Logit",
     "MaskedAffineCoupling",
+    "Squeeze",
     "Standardize",
     "TanhScale",
+    "Unsqueeze",
     "alternating_mask",
     "channel_mask",
     "checkerboard_mask",
+    "dequantize",
     "half_mask",
+    "random_hflip",
     "random_mask",
 ]

@@ -29,6 +29,12 @@ class Bijector(nn.Module):
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def inverse_steps(self, z: Tensor) -> list[tuple[str, Tensor]]:
+        """``[(layer name, state after its inverse), ...]`` latent -> data, one entry per elementary
+        layer; containers (``Chain``, factor-out) list their parts, so a whole multi-scale model can be
+        watched step by step. Every state has the shape of this layer's input."""
+        return [(type(self).__name__, self.inverse(z)[0])]
+
 
 class Chain(Bijector):
     """Layers applied in list order on ``forward`` and in reverse order on ``inverse``.
@@ -67,6 +73,13 @@ class Chain(Bijector):
             z, _ = layer.inverse(z)
             states.append(z)
         return states
+
+    def inverse_steps(self, z: Tensor) -> list[tuple[str, Tensor]]:
+        steps: list[tuple[str, Tensor]] = []
+        for layer in reversed(self.layers):
+            steps += layer.inverse_steps(z)
+            z = steps[-1][1] if steps else z
+        return steps
 
     def forward_trace(self, x: Tensor) -> list[Tensor]:
         """``[x, after layer 0, ..., z]``: data pushed towards the latent, layer by layer."""

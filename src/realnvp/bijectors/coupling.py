@@ -24,12 +24,15 @@ class TanhScale(nn.Module):
 
 
 class AffineCoupling(Bijector):
-    """Vector coupling ``y_b = x_b * exp(s(x_a)) + t(x_a)``, ``y_a = x_a`` for ``x`` of shape ``[B, D]``.
+    """Partition coupling ``y_b = x_b * exp(s(x_a)) + t(x_a)``, ``y_a = x_a``, split along dimension 1.
 
-    ``mask`` (``[D]``, bool) marks ``a``, the coordinates that pass through. ``conditioner`` maps
-    ``x_a`` (``[B, d]``) to ``[B, 2 (D - d)]``: raw ``s`` then ``t``. Its last layer should be
-    zero-initialised so the layer starts as the identity. Only ``x_a`` is fed to the conditioner
-    (no multiplied-out zeros), so its size is exactly that of the paper's ``s`` and ``t``.
+    For vectors ``[B, D]`` (``event_rank=1``) ``mask`` (``[D]``, bool) marks ``a``, the coordinates
+    that pass through; ``conditioner`` maps ``x_a`` (``[B, d]``) to ``[B, 2 (D - d)]``: raw ``s`` then
+    ``t``. For images ``[B, C, H, W]`` (``event_rank=3``) the same code is the paper's channel-wise
+    coupling: ``mask`` (``[C]``) marks the passing channels and ``conditioner`` maps ``[B, c, H, W]``
+    to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
+    identity. Only ``x_a`` is fed to the conditioner (no multiplied-out zeros), so its size is exactly
+    that of the paper's ``s`` and ``t``.
 
     Example:
         >>> import torch
@@ -41,7 +44,7 @@ class AffineCoupling(Bijector):
         torch.Size([5])
     """
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module) -> None:
+    def __init__(self, mask: Tensor, conditioner: nn.Module, event_rank: int = 1) -> None:
         super().__init__()
         mask = mask.bool()
         if mask.dim() != 1 or mask.all() or not mask.any():
@@ -52,23 +55,24 @@ class AffineCoupling(Bijector):
         # y = cat([y_a, y_b])[:, unperm] puts every coordinate back where it came from.
         self.register_buffer("unperm", torch.argsort(torch.cat([self.idx_a, self.idx_b])))
         self.conditioner = conditioner
-        self.tanh_scale = TanhScale((len(self.idx_b),))
+        # One learned scale per transformed coordinate (vectors) or channel (images).
+        self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1))
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.conditioner(x_a).chunk(2, dim=-1)
+        raw_s, t = self.conditioner(x_a).chunk(2, dim=1)
         return self.tanh_scale(raw_s), t
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x_a, x_b = x[:, self.idx_a], x[:, self.idx_b]
         s, t = self._scale_shift(x_a)
         y_b = x_b * torch.exp(s) + t
-        return torch.cat([x_a, y_b], dim=-1)[:, self.unperm], s.sum(-1)
+        return torch.cat([x_a, y_b], dim=1)[:, self.unperm], s.flatten(1).sum(-1)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z_a, z_b = z[:, self.idx_a], z[:, self.idx_b]
         s, t = self._scale_shift(z_a)
         x_b = (z_b - t) * torch.exp(-s)
-        return torch.cat([z_a, x_b], dim=-1)[:, self.unperm], -s.sum(-1)
+        return torch.cat([z_a, x_b], dim=1)[:, self.unperm], -s.flatten(1).sum(-1)
 
 
 class MaskedAffineCoupling(Bijector):

@@ -7,9 +7,10 @@ import torch
 from realnvp.config import ModelConfig
 from realnvp.errors import UserError
 from realnvp.flow import Flow
+from realnvp.models.image import build_image_flow, latent_scale_map
 from realnvp.models.vector import build_vector_flow
 
-__all__ = ["build_model", "build_vector_flow"]
+__all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale_map"]
 
 
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
@@ -26,4 +27,11 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                      cfg.bn_momentum, loc, scale)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
-    raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector'")
+    if cfg.kind == "image":
+        try:
+            return build_image_flow(event_shape, cfg.n_scales, cfg.feature_maps, cfg.n_blocks, cfg.conditioner_norm,
+                                    cfg.scale_couplings, cfg.final_couplings, cfg.batch_norm, cfg.bn_momentum,
+                                    cfg.logit, cfg.logit_alpha, cfg.checkpoint)
+        except ValueError as exc:
+            raise UserError(f"model: {exc}") from None
+    raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")

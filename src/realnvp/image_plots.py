@@ -1,0 +1,129 @@
+"""Pictures of a trained image flow: sample grids, what each scale encodes (paper, appendix D) and
+base samples turning into images layer by layer. Pillow only; no matplotlib needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from realnvp.bijectors import Logit
+from realnvp.bijectors.reshape import unsqueeze_to
+from realnvp.errors import UserError
+from realnvp.flow import Flow
+from realnvp.models import latent_scale_map
+
+
+def grid(images: np.ndarray, ncol: int = 0, pad: int = 1, zoom: int = 1) -> np.ndarray:
+    """Images ``[N, C, H, W]`` with values in ``[0, 1]`` tiled into one ``uint8`` picture
+    (``[rows*H, cols*W]`` for one channel, ``[..., 3]`` for three), ``zoom`` times larger.
+
+    Example:
+        >>> grid(np.zeros((6, 1, 4, 4)), ncol=3).shape
+        (11, 16)
+    """
+    n, c, h, w = images.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    canvas = np.ones((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i, img in enumerate(np.clip(images, 0.0, 1.0)):
+        r, q = divmod(i, ncol)
+        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = img
+    canvas = canvas.repeat(zoom, 1).repeat(zoom, 2)
+    out = (canvas * 255 + 0.5).astype(np.uint8)
+    return out[0] if c == 1 else out.transpose(1, 2, 0)
+
+
+def _zoom_for(height: int) -> int:
+    return max(1, 64 // height)
+
+
+def save_png(picture: np.ndarray, path: str | Path) -> None:
+    from PIL import Image
+
+    try:
+        Image.fromarray(picture).save(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _to_pixels(flow: Flow, state: Tensor) -> np.ndarray:
+    """Any state of the flow shown as pixels: unsqueezed to the image layout, and mapped through the
+    inverse logit when it lives in logit space (so noise and image share one colour scale)."""
+    state = unsqueeze_to(state, flow.event_shape[1])
+    first = flow.chain.layers[0]
+    if isinstance(first, Logit):
+        state = first.inverse(state)[0]
+    return state.clamp(0, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample_grid(flow: Flow, path: str | Path, n: int = 64, temperature: float = 1.0, seed: int = 0) -> None:
+    """``n`` samples at ``temperature`` as one PNG grid."""
+    torch.manual_seed(seed)
+    samples = flow.eval().sample(n, temperature=temperature)
+    save_png(grid(samples.clamp(0, 1).cpu().numpy(), zoom=_zoom_for(flow.event_shape[1])), path)
+
+
+@torch.no_grad()
+def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, temperature: float = 1.0,
+                   seed: int = 0) -> None:
+    """What each scale encodes (paper, appendix D): one row per image ``y`` (dequantized, ``[N, C,
+    H, W]``); first column the image, then for each scale ``k`` the image rebuilt after resampling
+    only scale ``k``'s factored-out latents from the base (the others stay those of ``y``)."""
+    flow.eval()
+    ref = next(flow.parameters())
+    scale_of = latent_scale_map(flow.event_shape, n_scales).to(ref.device)
+    z, _ = flow(images.to(ref.device))
+    torch.manual_seed(seed)
+    columns = [images.to(ref.device)]
+    for k in range(n_scales):
+        fresh = flow.sample_latent(len(images), temperature)
+        columns.append(flow.inverse(torch.where(scale_of == k, fresh, z)))
+    tiles = torch.stack(columns, 1).flatten(0, 1).clamp(0, 1).cpu().numpy()
+    save_png(grid(tiles, ncol=n_scales + 1, zoom=_zoom_for(flow.event_shape[1])), path)
+
+
+@torch.no_grad()
+def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_per_frame: int = 250) -> None:
+    """A GIF of ``n`` base samples bent into images one elementary layer at a time (latent -> data),
+    each frame labelled with the layer just inverted."""
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise UserError(f"image animations are written as .gif, got {path.name!r}")
+    torch.manual_seed(seed)
+    flow.eval()
+    z = flow.sample_latent(n)
+    steps = [("base N(0, I)", z)] + flow.chain.inverse_steps(z)
+    zoom = _zoom_for(flow.event_shape[1])
+    frames = []
+    for i, (name, state) in enumerate(steps):
+        picture = grid(_to_pixels(flow, state), zoom=zoom)
+        img = Image.fromarray(picture).convert("RGB")
+        canvas = Image.new("RGB", (max(img.width, 200), img.height + 16), "white")
+        canvas.paste(img, (0, 16))
+        ImageDraw.Draw(canvas).text((2, 2), f"{i}/{len(steps) - 1} {name}" if i else name, fill="black")
+        frames.append(canvas)
+    frames += [frames[-1]] * 6  # hold the final images
+    try:
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_image_pictures(run_dir: Path, flow: Flow, train_images: np.ndarray, n_levels: int,
+                         n_scales: int) -> list[Path]:
+    """samples.png (temperature 1), samples_t0.7.png, scales.png and animation.gif for an image run."""
+    written = [run_dir / "samples.png", run_dir / "samples_t0.7.png", run_dir / "scales.png",
+               run_dir / "animation.gif"]
+    sample_grid(flow, written[0], temperature=1.0)
+    sample_grid(flow, written[1], temperature=0.7)
+    v = torch.from_numpy(train_images[:8])
+    y = (v.float() + torch.rand(v.shape, generator=torch.Generator().manual_seed(0))) / n_levels
+    scales_picture(flow, y, n_scales, written[2])
+    animate_images(flow, written[3])
+    return written

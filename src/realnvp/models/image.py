@@ -1,0 +1,130 @@
+"""The paper's multi-scale Real NVP for images (Dinh et al. 2016, sections 3.6 and 4.1).
+
+Each scale but the last: 3 checkerboard couplings, squeeze, 3 channel-wise couplings, factor out
+half the channels; the last scale: 4 checkerboard couplings. The s/t ResNets double their feature
+maps at each scale. Batch norm with running averages follows every coupling.
+
+Latent layout: the model maps an image ``[C, H, W]`` to a latent of the same shape. At each scale
+the squeezed tensor's first half of channels is that scale's latent and its second half goes on to
+the next scale; the result is unsqueezed back, so every latent variable sits in (one of) the pixels
+it was squeezed from. ``latent_scale_map`` gives each latent's scale.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from realnvp.bijectors import (
+    AffineCoupling,
+    BatchNormFlow,
+    Bijector,
+    Chain,
+    FactorOut,
+    Logit,
+    MaskedAffineCoupling,
+    Squeeze,
+    Unsqueeze,
+    checkerboard_mask,
+    half_mask,
+)
+from realnvp.flow import Flow
+from realnvp.nets import ResNet
+
+
+def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
+    if len(event_shape) != 3:
+        raise ValueError(f"the image model needs examples of shape [C, H, W], got {tuple(event_shape)}")
+    if n_scales < 1:
+        raise ValueError(f"n_scales must be at least 1, got {n_scales}")
+    _, h, w = event_shape
+    step = 2 ** (n_scales - 1)
+    if h % step or w % step or min(h, w) < 2 * step:  # the last scale's checkerboard needs 2x2 at least
+        raise ValueError(f"{n_scales} scales squeeze {n_scales - 1} times, so height and width must be "
+                         f"multiples of {step} and at least {2 * step}; got {h}x{w} (lower model.n_scales)")
+
+
+def build_image_flow(
+    event_shape: tuple[int, int, int],
+    n_scales: int = 2,
+    hidden: int = 64,
+    n_blocks: int = 8,
+    norm: str = "batch",
+    scale_couplings: int = 3,
+    final_couplings: int = 4,
+    batch_norm: bool = True,
+    bn_momentum: float = 0.005,
+    logit: str = "symmetric",
+    logit_alpha: float = 0.05,
+    checkpoint: bool = False,
+) -> Flow:
+    """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
+
+    Arguments:
+        event_shape: ``(C, H, W)``; ``H`` and ``W`` divisible by ``2 ** (n_scales - 1)``.
+        n_scales: number of scales (the paper's CIFAR-10 model: 2, i.e. one squeeze).
+        hidden: feature maps of the first scale's s/t ResNets (doubled at each later scale).
+        n_blocks: residual blocks per s/t ResNet.
+        norm: "batch", "instance" or "none" inside the ResNets.
+        scale_couplings: checkerboard and channel-wise couplings per scale (paper: 3 each).
+        final_couplings: checkerboard couplings at the last scale (paper: 4).
+        batch_norm: running-average batch norm after every coupling, momentum ``bn_momentum``.
+        logit: "symmetric" or "paper" logit preprocessing with ``logit_alpha``, or "none".
+        checkpoint: gradient checkpointing of the s/t networks.
+
+    Example:
+        >>> flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1)
+        >>> flow.sample(2).shape
+        torch.Size([2, 1, 4, 4])
+    """
+    _check_shape(event_shape, n_scales)
+
+    def net(c_in: int, c_out: int, scale: int) -> ResNet:
+        return ResNet(c_in, c_out, hidden * 2**scale, n_blocks, norm, checkpoint)
+
+    def with_norm(layer: Bijector, channels: int) -> list[Bijector]:
+        return [layer, BatchNormFlow((channels, 1, 1), momentum=bn_momentum)] if batch_norm else [layer]
+
+    def checkerboard(c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
+        layers: list[Bijector] = []
+        for i in range(count):
+            coupling = MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), net(c, 2 * c, scale), c)
+            layers += with_norm(coupling, c)
+        return layers
+
+    def channelwise(c: int, count: int, scale: int) -> list[Bijector]:
+        layers: list[Bijector] = []
+        for i in range(count):
+            mask = half_mask(c, i % 2)
+            n_pass = int(mask.sum())
+            layers += with_norm(AffineCoupling(mask, net(n_pass, 2 * (c - n_pass), scale), event_rank=3), c)
+        return layers
+
+    def level(c: int, h: int, w: int, scale: int) -> Chain:
+        if scale == n_scales - 1:
+            return Chain(checkerboard(c, h, w, final_couplings, scale))
+        return Chain(checkerboard(c, h, w, scale_couplings, scale) + [Squeeze()]
+                     + channelwise(4 * c, scale_couplings, scale)
+                     + [FactorOut(level(2 * c, h // 2, w // 2, scale + 1)), Unsqueeze()])
+
+    c, h, w = event_shape
+    layers: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
+    return Flow(Chain(layers + [level(c, h, w, 0)]), tuple(event_shape))
+
+
+def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor:
+    """``[C, H, W]`` integers: the scale (0 = finest) whose factor-out produced each latent variable
+    of ``build_image_flow``'s output (paper, appendix D: resample one scale, keep the others).
+
+    Example:
+        >>> latent_scale_map((1, 2, 2), 2)[0].tolist()
+        [[0, 0], [1, 1]]
+    """
+    _check_shape(event_shape, n_scales)
+    c, h, w = event_shape
+    if n_scales == 1:
+        return torch.zeros(event_shape, dtype=torch.long)
+    inner = latent_scale_map((2 * c, h // 2, w // 2), n_scales - 1) + 1
+    squeezed = torch.cat([torch.zeros_like(inner), inner])
+    return F.pixel_shuffle(squeezed[None].float(), 2)[0].long()
