@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,7 +36,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (the directory entry itself is flushed)."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -58,10 +64,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
+        # torch.load does not check the zip's CRC-32s: a flipped byte would load as a wrong weight.
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise UserError(f"corrupt checkpoint {path}: {damaged} fails its CRC-32 check (the file was altered)")
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except UserError:
+        raise
+    except pickle.UnpicklingError as exc:
+        called = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if called:  # the file names a Python callable: refuse it, run nothing
+            raise UserError(f"refusing to load {path}: it asks to run code ({called.group(1)}); "
+                            f"only tensors are loaded") from None
+        reason = re.search(r"WeightsUnpickler error: ([^\n]+)", str(exc))
+        raise UserError(f"corrupt or unsafe checkpoint {path}: "
+                        f"{reason.group(1)[:200] if reason else 'not a plain tensor file'}") from None
+    except Exception as exc:  # any other failure to parse an untrusted file means it is damaged
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"corrupt or unsafe checkpoint {path}: {first[:200]}") from None
+        raise UserError(f"corrupt or truncated checkpoint {path}: {first[:200]}") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
     return state

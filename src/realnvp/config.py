@@ -72,6 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's log-density for training
     tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (pip install 'realnvp[tensorboard]')
     device: str = "auto"  # auto | cpu | cuda
+    max_bad_steps: int = 5  # non-finite steps (each rolled back, lr halved) tolerated between checkpoints
 
 
 @dataclass

@@ -39,8 +39,14 @@ class Flow(nn.Module):
     def event_size(self) -> int:
         return math.prod(self.event_shape)
 
+    def _check_shape(self, x: Tensor) -> None:
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"expected a batch of examples of shape {self.event_shape}, "
+                             f"got a tensor of shape {tuple(x.shape)}")
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Data -> latent: ``(z, log|det dz/dx|)``."""
+        self._check_shape(x)
         return self.chain(x)
 
     def inverse(self, z: Tensor) -> Tensor:
@@ -53,6 +59,7 @@ class Flow(nn.Module):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density of each example, in nats, in the data's own units: ``[batch]``."""
+        self._check_shape(x)
         z, log_det = self.chain(x)
         return self.base_log_prob(z) + log_det
 
@@ -64,11 +71,17 @@ class Flow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, chunk_size: int = 65536) -> Tensor:
         """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory. ``temperature``
-        scales the base standard deviation (below 1 gives cleaner, less diverse samples)."""
+        scales the base standard deviation (below 1 gives cleaner, less diverse samples). A sample
+        that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it blew up in."""
+        from realnvp.guard import warn_if_non_finite
+
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        chunks = [self.inverse(self.sample_latent(min(chunk_size, n - i), temperature))
-                  for i in range(0, n, chunk_size)]
+        chunks = []
+        for i in range(0, n, chunk_size):
+            z = self.sample_latent(min(chunk_size, n - i), temperature)
+            chunks.append(self.inverse(z))
+            warn_if_non_finite(self, z, chunks[-1])
         return torch.cat(chunks) if chunks else self.sample_latent(0)
 
     @torch.no_grad()

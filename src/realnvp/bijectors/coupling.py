@@ -9,18 +9,23 @@ from torch import Tensor, nn
 
 from realnvp.bijectors.base import Bijector
 
+# Hard bound on |s|, on both paths so each coupling stays an exact bijection: exp(+-s) <= e^10 ~ 2.2e4,
+# so no single layer can overflow float32 when sampling. It only acts if a learned scale passes 10,
+# which the L2 penalty on the scales keeps far away (trained models stay at a few units).
+LOG_SCALE_MAX = 10.0
+
 
 class TanhScale(nn.Module):
-    """``s = scale * tanh(raw_s)`` with a learned ``scale`` (paper, section 3.2): bounds each layer's
-    log-scale so ``exp(s)`` cannot blow up, while ``scale`` lets it grow where the data needs it.
-    ``scale`` is what the optional L2 penalty acts on."""
+    """``s = clamp(scale * tanh(raw_s), -LOG_SCALE_MAX, LOG_SCALE_MAX)`` with a learned ``scale``
+    (paper, section 3.2): bounds each layer's log-scale so ``exp(s)`` cannot blow up, while ``scale``
+    lets it grow where the data needs it. ``scale`` is what the optional L2 penalty acts on."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(shape))
 
     def forward(self, raw_s: Tensor) -> Tensor:
-        return self.scale * torch.tanh(raw_s)
+        return (self.scale * torch.tanh(raw_s)).clamp(-LOG_SCALE_MAX, LOG_SCALE_MAX)
 
 
 class AffineCoupling(Bijector):

@@ -1,0 +1,229 @@
+"""Non-finite guard: a NaN or Inf in the loss, the gradients or the parameters is caught on the step
+it appears; the step is rejected, training goes back to the last good state with half the learning
+rate, and the message names the layer that blew up. The same layer-by-layer trace explains
+non-finite samples."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from realnvp.bijectors.base import Bijector
+from realnvp.bijectors.coupling import TanhScale
+from realnvp.errors import UserError
+
+if TYPE_CHECKING:
+    from realnvp.flow import Flow
+
+LR_BACKOFF = 0.5  # each rejected step halves the learning rate for the rest of the run
+
+
+def step_is_finite(loss: Tensor, params: list[nn.Parameter]) -> bool:
+    """True when the loss, every gradient and every parameter are finite.
+
+    One fused reduction (the norm of all those tensors, via the foreach kernels) and one host sync
+    per step. A norm that overflows float32 (entries beyond ~1e19) also counts as non-finite: Adam's
+    squared-gradient state would overflow the same way.
+
+    Example:
+        >>> w = nn.Parameter(torch.ones(3))
+        >>> (w * 2).sum().backward()
+        >>> step_is_finite(torch.tensor(1.0), [w]), step_is_finite(torch.tensor(float("nan")), [w])
+        (True, False)
+    """
+    tensors = params + [p.grad for p in params if p.grad is not None]
+    total = torch.nn.utils.get_total_norm(tensors) + loss.detach()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(total)  # every rank takes the same decision (losses are per rank)
+    return bool(torch.isfinite(total))
+
+
+def _floating_state(module: nn.Module) -> list[tuple[str, Tensor]]:
+    return [(n, t) for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
+
+
+def _leaves(flow: nn.Module) -> list[tuple[str, Bijector]]:
+    """Elementary bijectors (no bijector inside them) in forward order, named as in ``flow``."""
+    return [(name, m) for name, m in flow.named_modules()
+            if isinstance(m, Bijector) and not any(isinstance(c, Bijector) for c in list(m.modules())[1:])]
+
+
+def _max_abs(t: Tensor) -> float:
+    finite = t[torch.isfinite(t)]
+    return float(finite.abs().max()) if finite.numel() else float("nan")
+
+
+def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str, Any]]:
+    """Run ``x`` through ``flow`` (``forward``, or ``inverse`` for a latent) and record, for every
+    elementary layer in the order it runs: its name and type, max |input|, max |output| (over finite
+    entries), the number of non-finite outputs, and for couplings max |s| and the learned scale's max.
+
+    Layers are wrapped for the duration of the call only (instance attributes, removed afterwards).
+    """
+    records: list[dict[str, Any]] = []
+    scales: dict[str, tuple[float, float]] = {}
+    leaves = _leaves(flow)
+    method = "inverse" if inverse else "forward"
+
+    def wrap(name: str, layer: Bijector, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Callable:
+        def recorded(inp: Tensor) -> tuple[Tensor, Tensor]:
+            out, log_det = fn(inp)
+            records.append({"layer": name, "type": type(layer).__name__, "in": _max_abs(inp),
+                            "out": _max_abs(out), "non_finite": int((~torch.isfinite(out)).sum()),
+                            "log_det_finite": bool(torch.isfinite(log_det).all())})
+            return out, log_det
+        return recorded
+
+    def record_s(name: str) -> Callable:
+        def hook(module: TanhScale, args: tuple[Tensor], s: Tensor) -> None:
+            scales[name] = (_max_abs(s), float(module.scale.abs().max()))
+        return hook
+
+    handles = [m.register_forward_hook(record_s(n.rpartition(".")[0]))
+               for n, m in flow.named_modules() if isinstance(m, TanhScale)]
+    try:
+        for name, layer in leaves:
+            setattr(layer, method, wrap(name, layer, getattr(layer, method)))
+        with torch.no_grad():
+            flow.chain.inverse(x) if inverse else flow.chain(x)
+    finally:
+        for _, layer in leaves:
+            layer.__dict__.pop(method, None)
+        for handle in handles:
+            handle.remove()
+    for record in records:
+        if record["layer"] in scales:
+            record["max_s"], record["scale"] = scales[record["layer"]]
+    return records
+
+
+def _describe(record: dict[str, Any]) -> str:
+    text = f"{record['layer']} ({record['type']}): max|input| {record['in']:.3g}, max|output| {record['out']:.3g}"
+    if "max_s" in record:
+        text += f", max|s| {record['max_s']:.3g} (learned scale up to {record['scale']:.3g})"
+    if record["non_finite"]:
+        text += f", {record['non_finite']} non-finite outputs"
+    return text
+
+
+def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
+    """One line naming where ``x`` first turns non-finite on its way through ``flow``, with that
+    layer's statistics; if nothing does, the layer that amplifies its input most and the coupling
+    with the largest |s| (a finite but huge activation overflows later, in the base density)."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        return f"the {'latent' if inverse else 'batch'} itself holds {bad} non-finite values"
+    records = trace_layers(flow, x, inverse)
+    for record in records:
+        if record["non_finite"] or not record["log_det_finite"]:
+            return "first non-finite after " + _describe(record)
+    if not records:
+        return "the flow has no layers"
+    # The layer that amplifies most (output over input magnitude) is where activations explode.
+    growth = max(records, key=lambda r: r["out"] / max(r["in"], 1.0) if r["out"] == r["out"] else 0.0)
+    text = f"a re-run is finite; the largest growth is in {_describe(growth)}"
+    couplings = [r for r in records if "max_s" in r]
+    if couplings:
+        widest = max(couplings, key=lambda r: r["max_s"])
+        text += f"; largest |s| in {widest['layer']} ({widest['max_s']:.3g})"
+    return text
+
+
+def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = None) -> str:
+    """Why a training step went non-finite: a non-finite batch, a broken parameter (named with its
+    layer), or the first layer whose output explodes on ``batch``. The re-run is on a copy in
+    training mode, so batch norm sees the same statistics and the real model is untouched; buffers
+    the failed step itself poisoned (batch-norm statistics) are taken from ``good_state`` there."""
+    bad = int((~torch.isfinite(batch)).sum())
+    if bad:
+        return f"the batch itself holds {bad} non-finite values"
+    for name, layer in _leaves(flow):
+        for pname, p in layer.named_parameters():
+            n_bad = int((~torch.isfinite(p)).sum())
+            if n_bad:
+                return f"{name} ({type(layer).__name__}) has {n_bad} non-finite values in {pname}"
+    probe = copy.deepcopy(flow).train()
+    restored = []
+    with torch.no_grad():
+        for name, buf in probe.named_buffers():
+            if buf.is_floating_point() and not bool(torch.isfinite(buf).all()) and good_state and name in good_state:
+                buf.copy_(good_state[name])
+                restored.append(name)
+    where = locate_blowup(probe, batch.detach())
+    return where + (f" (non-finite statistics {', '.join(restored)} were restored for this re-run)"
+                    if restored else "")
+
+
+def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor) -> None:
+    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` is not finite."""
+    bad_rows = ~torch.isfinite(x.flatten(1)).all(1)
+    if bool(bad_rows.any()):
+        where = locate_blowup(flow, z[bad_rows], inverse=True)
+        warnings.warn(f"{int(bad_rows.sum())} of {len(x)} samples are not finite ({where}); "
+                      f"try a lower temperature", RuntimeWarning, stacklevel=3)
+
+
+class NonFiniteGuard:
+    """Rejects non-finite training steps and rolls back to the last good state.
+
+    ``mark_good(step)`` (at the start and at every checkpoint, once the state is known finite) keeps
+    an in-memory copy of the model and optimizer. ``check(loss)`` runs the fused check on each step
+    before the optimizer update. ``reject(batch, step)`` explains the failure, restores the copy,
+    multiplies ``lr_scale`` by ``LR_BACKOFF`` and returns the step to continue from; the batch
+    stream is not rewound, so the batches that failed are skipped. More than ``max_bad_steps``
+    rejections with no good checkpoint in between raise ``UserError`` (nothing is saved by then).
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(2, 2, hidden=(8,))
+        >>> opt = torch.optim.Adam(flow.parameters())
+        >>> guard = NonFiniteGuard(flow, opt, max_bad_steps=1, log=lambda *a: None)
+        >>> guard.mark_good(0)
+        >>> guard.reject(torch.full((4, 2), float("nan")), step=7), guard.lr_scale
+        (0, 0.5)
+    """
+
+    def __init__(self, flow: Flow, optimizer: torch.optim.Optimizer, max_bad_steps: int,
+                 log: Callable[..., Any], lr_scale: float = 1.0) -> None:
+        self.flow, self.optimizer, self.log = flow, optimizer, log
+        self.params = [p for p in flow.parameters() if p.requires_grad]
+        self.max_bad_steps = max_bad_steps
+        self.lr_scale = lr_scale
+        self.bad_steps = 0
+        self.good_step = 0
+        self._good: dict[str, Any] = {}
+
+    def check(self, loss: Tensor) -> bool:
+        return step_is_finite(loss, self.params)
+
+    def state_is_finite(self) -> bool:
+        """Parameters, buffers and optimizer moments all finite (checked before every checkpoint)."""
+        moments = [t for s in self.optimizer.state.values() for t in s.values()
+                   if isinstance(t, Tensor) and t.is_floating_point()]
+        tensors = [t for _, t in _floating_state(self.flow)] + moments
+        return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors)))
+
+    def mark_good(self, step: int) -> None:
+        self._good = {"model": copy.deepcopy(self.flow.state_dict()),
+                      "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+        self.good_step, self.bad_steps = step, 0
+
+    def reject(self, batch: Tensor, step: int) -> int:
+        why = diagnose(self.flow, batch, self._good.get("model"))
+        self.bad_steps += 1
+        if self.bad_steps > self.max_bad_steps:
+            raise UserError(f"training diverged: {self.bad_steps} non-finite steps since the last good "
+                            f"checkpoint (step {self.good_step}), the last at step {step + 1}: {why}; that "
+                            f"checkpoint is kept (try a lower train.lr or a train.grad_clip)")
+        self.flow.load_state_dict(self._good["model"])
+        # load_state_dict keeps the tensors it is given: hand it a copy so the snapshot stays intact.
+        self.optimizer.load_state_dict(copy.deepcopy(self._good["optimizer"]))
+        self.lr_scale *= LR_BACKOFF
+        self.log(f"step {step + 1} rejected (non-finite loss, gradients or parameters): {why}; rolled back "
+                 f"to step {self.good_step}, learning rate x{self.lr_scale:g}")
+        return self.good_step

@@ -1,0 +1,132 @@
+"""Crash-safe run directories: the latest checkpoint plus the one before it, rotated so a crash at any
+moment leaves at least one complete checkpoint; ``--resume`` takes the newest valid one, and the
+metrics log is trimmed back to it so every evaluation is logged exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realnvp.checkpoint import BEST, CHECKPOINT, CONFIG, atomic_write_bytes, fsync_dir, load_checkpoint, save_checkpoint
+from realnvp.config import Config
+from realnvp.errors import UserError
+
+PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the latest: the fallback if the latest is damaged
+METRICS = "metrics.jsonl"
+RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)
+# Everything a checkpoint must hold to continue training where it stopped.
+TRAINING_KEYS = ("model", "optimizer", "batch_rng", "torch_rng", "step", "elapsed_s", "best_val_nll", "stale")
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already has any file of a run (so a fresh run there would overwrite it)."""
+    return any((run_dir / name).exists() for name in RUN_FILES)
+
+
+def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
+    """Rename the current ``checkpoint.pt`` to ``checkpoint.prev.pt`` (atomic), then write the new one
+    atomically. At every instant the newest complete checkpoint is one of the two names (just after
+    the rename only the previous one exists; ``load_latest`` looks at both), and the two are always
+    separate files, so damage to one cannot reach the other."""
+    latest = run_dir / CHECKPOINT
+    if latest.exists():
+        os.replace(latest, run_dir / PREVIOUS)
+        fsync_dir(run_dir)
+    save_checkpoint(latest, state)
+
+
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it, so it is on disk before the checkpoint that follows it."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _finite_weights(state: dict[str, Any]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in state["model"].values()
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any], Path] | None:
+    """The newest valid training checkpoint of ``run_dir`` and its path, or None if it has none yet.
+
+    ``checkpoint.pt`` and ``checkpoint.prev.pt`` are both read; damaged, incomplete or non-finite
+    ones are skipped with a message. If every one present is damaged that is a ``UserError``.
+    """
+    found, problems = [], []
+    for path in (run_dir / CHECKPOINT, run_dir / PREVIOUS):
+        if not path.exists():
+            continue
+        try:
+            state = load_checkpoint(path)
+            missing = [k for k in TRAINING_KEYS if k not in state]
+            if missing:
+                raise UserError(f"{path} is not a training checkpoint (no {', '.join(missing)})")
+            if not _finite_weights(state):
+                raise UserError(f"{path} holds non-finite weights")
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
+        found.append((int(state["step"]), state, path))
+    if not found:
+        if problems:
+            raise UserError(f"cannot resume {run_dir}: no valid checkpoint ({'; '.join(problems)})")
+        return None
+    step, state, path = max(found, key=lambda f: f[0])  # ties keep checkpoint.pt, the first
+    for problem in problems:
+        log(f"skipped a damaged checkpoint: {problem}; resuming from {path.name} (step {step})")
+    return state, path
+
+
+def check_compatible(state: dict[str, Any], cfg: Config, event_shape: tuple[int, ...], path: Path) -> None:
+    """A run resumes only with the same model settings and example shape; train settings (steps,
+    learning rate, budget...) may change."""
+    saved = Config.from_dict(state["config"], origin=str(path)).model
+    diffs = [f"model.{f.name} is {getattr(saved, f.name)!r} in the run, {getattr(cfg.model, f.name)!r} now"
+             for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(cfg.model, f.name)]
+    if diffs:
+        raise UserError(f"cannot resume from {path}: {'; '.join(diffs[:3])} (only train.* settings may change)")
+    if tuple(state["event_shape"]) != event_shape:
+        raise UserError(f"cannot resume from {path}: the run has examples of shape {tuple(state['event_shape'])}, "
+                        f"the data has {event_shape}")
+
+
+def restore(state: dict[str, Any], flow: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            batches: torch.Generator, path: Path) -> None:
+    """Load weights, optimizer moments and both random streams; a tampered state is a ``UserError``."""
+    try:
+        flow.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        batches.set_state(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot resume from {path}: {str(exc).strip().splitlines()[0][:200]}") from None
+
+
+def tidy(run_dir: Path, step: int) -> None:
+    """Before (re)starting at ``step``: drop temporary files a killed write left behind and metrics
+    lines past ``step`` (logged after the checkpoint we resume from, or torn by the kill)."""
+    for name in RUN_FILES:
+        for tmp in run_dir.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    path = run_dir / METRICS
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            keep.append(line)
+    if keep != lines:
+        atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
