@@ -1,5 +1,5 @@
-"""Every docstring example in src/realnvp runs and prints what it shows; every public function and
-class has one. Examples that need a trained run use ``run_dir`` (a tiny trained moons run, as
+"""Every docstring example in src/realnvp and every ``>>>`` example in docs/*.md and the README runs
+and prints what it shows; every public function and class has one. Examples that need a trained run use ``run_dir`` (a tiny trained moons run, as
 ``runs/moons`` would be for a user) and ``tmp`` (an empty folder to write into)."""
 
 from __future__ import annotations
@@ -24,28 +24,22 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # written). The list may only shrink: a name that gains an example must be removed from it.
 PENDING = {
     "realnvp.bijectors.base.Bijector", "realnvp.bijectors.coupling.TanhScale",
-    "realnvp.bijectors.coupling.MaskedAffineCoupling", "realnvp.bijectors.reshape.unsqueeze_to",
-    "realnvp.checkpoint.atomic_write_bytes", "realnvp.checkpoint.fsync_dir", "realnvp.checkpoint.save_checkpoint",
-    "realnvp.checkpoint.load_checkpoint", "realnvp.checkpoint.write_config", "realnvp.checkpoint.build_flow",
-    "realnvp.checkpoint.flow_from_state", "realnvp.cli.write_pictures", "realnvp.cli.cmd_train",
-    "realnvp.cli.cmd_evaluate", "realnvp.cli.cmd_sample", "realnvp.cli.cmd_animate", "realnvp.cli.build_parser",
-    "realnvp.cli.main", "realnvp.config.DataConfig", "realnvp.config.ModelConfig", "realnvp.config.TrainConfig",
-    "realnvp.config.Config", "realnvp.config.preset_names", "realnvp.config.load_config",
-    "realnvp.data.images.ImageSet", "realnvp.data.images.n_levels_of", "realnvp.data.images.data_root",
-    "realnvp.data.images.load_images", "realnvp.data.images.check_levels", "realnvp.data.images.read_image_npz",
-    "realnvp.data.images.read_idx", "realnvp.data.images.read_cifar_batch",
-    "realnvp.data.images.read_image_folder", "realnvp.data.splits.Splits", "realnvp.data.splits.load_splits",
-    "realnvp.distributed.DistInfo", "realnvp.distributed.setup", "realnvp.distributed.local_slice",
-    "realnvp.distributed.mean_over_ranks", "realnvp.distributed.global_moments", "realnvp.distributed.teardown",
-    "realnvp.evaluate.mean_nll", "realnvp.evaluate.inverse_max_abs_error", "realnvp.evaluate.dequantized_nll",
+    "realnvp.bijectors.coupling.MaskedAffineCoupling", "realnvp.checkpoint.atomic_write_bytes",
+    "realnvp.checkpoint.fsync_dir", "realnvp.checkpoint.save_checkpoint", "realnvp.checkpoint.load_checkpoint",
+    "realnvp.checkpoint.write_config", "realnvp.checkpoint.build_flow", "realnvp.checkpoint.flow_from_state",
+    "realnvp.cli.write_pictures", "realnvp.cli.cmd_train", "realnvp.cli.cmd_evaluate", "realnvp.cli.cmd_sample",
+    "realnvp.cli.cmd_animate", "realnvp.cli.build_parser", "realnvp.cli.main", "realnvp.config.DataConfig",
+    "realnvp.config.ModelConfig", "realnvp.config.TrainConfig", "realnvp.config.Config",
+    "realnvp.config.preset_names", "realnvp.config.load_config", "realnvp.data.splits.Splits",
+    "realnvp.data.splits.load_splits", "realnvp.distributed.DistInfo", "realnvp.distributed.setup",
+    "realnvp.distributed.local_slice", "realnvp.distributed.mean_over_ranks", "realnvp.distributed.global_moments",
+    "realnvp.distributed.teardown", "realnvp.evaluate.mean_nll", "realnvp.evaluate.inverse_max_abs_error",
     "realnvp.evaluate.evaluate_run", "realnvp.guard.trace_layers", "realnvp.guard.locate_blowup",
-    "realnvp.guard.diagnose", "realnvp.guard.warn_if_non_finite", "realnvp.image_plots.save_png",
-    "realnvp.image_plots.sample_grid", "realnvp.image_plots.scales_picture", "realnvp.image_plots.animate_images",
-    "realnvp.image_plots.write_image_pictures", "realnvp.models.build_model", "realnvp.nets.ResidualBlock",
+    "realnvp.guard.diagnose", "realnvp.guard.warn_if_non_finite", "realnvp.models.build_model",
     "realnvp.resume.holds_run", "realnvp.resume.save_latest", "realnvp.resume.append_metrics",
     "realnvp.resume.load_latest", "realnvp.resume.check_compatible", "realnvp.resume.restore",
     "realnvp.resume.tidy", "realnvp.train.TrainResult", "realnvp.train.resolve_device", "realnvp.train.lr_factor",
-    "realnvp.train.fetch_batch", "realnvp.train.train",
+    "realnvp.train.train",
 }
 
 
@@ -61,6 +55,22 @@ def test_examples_run(name, run_dir, tmp_path):
     out = io.StringIO()
     for test in doctest.DocTestFinder().find(module, name, extraglobs={"run_dir": run_dir, "tmp": tmp_path}):
         runner.run(test, out=out.write)
+    assert runner.failures == 0, out.getvalue()
+
+
+DOCS = sorted((Path(__file__).parents[1] / "docs").glob("*.md")) + [Path(__file__).parents[1] / "README.md"]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_docs_examples_run(path, run_dir, tmp_path):
+    """The ``>>>`` examples of the Markdown docs and the README, with the same ``run_dir`` and ``tmp``."""
+    if not path.exists():
+        pytest.skip(f"{path.name} not written yet")
+    test = doctest.DocTestParser().get_doctest(path.read_text(), {"run_dir": run_dir, "tmp": tmp_path},
+                                               path.name, str(path), 0)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    out = io.StringIO()
+    runner.run(test, out=out.write)
     assert runner.failures == 0, out.getvalue()
 
 

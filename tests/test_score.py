@@ -19,7 +19,7 @@ from realnvp.bijectors import Chain, Standardize
 from realnvp.cli import main
 from realnvp.errors import UserError
 from realnvp.flow import Flow
-from realnvp.score import score, score_array, score_images
+from realnvp.scoring import score, score_array, score_images
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ The core import is light: torch and the flow classes; data, plotting and the CLI
 from realnvp.checkpoint import load
 from realnvp.flow import Flow
 from realnvp.models import build_model, build_vector_flow
+from realnvp.scoring import score, score_array
 
-__all__ = ["Flow", "build_model", "build_vector_flow", "load"]
+__all__ = ["Flow", "build_model", "build_vector_flow", "load", "score", "score_array"]
 __version__ = "0.1.0"

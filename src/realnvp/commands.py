@@ -41,7 +41,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
     from realnvp.checkpoint import atomic_write_bytes
     from realnvp.cli import _check_output
     from realnvp.errors import UserError
-    from realnvp.score import score, summary, to_csv
+    from realnvp.scoring import score, summary, to_csv
 
     to_stdout = args.output == "-"
     if to_stdout and args.json:
