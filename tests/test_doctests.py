@@ -1,6 +1,7 @@
 """Every docstring example in src/realnvp and every ``>>>`` example in docs/*.md and the README runs
-and prints what it shows; every public function and class has one. Examples that need a trained run use ``run_dir`` (a tiny trained moons run, as
-``runs/moons`` would be for a user) and ``tmp`` (an empty folder to write into)."""
+and prints what it shows; every public function and class has one. Examples that need a trained
+run use ``run_dir`` (a tiny trained moons run, as ``runs/moons`` would be for a user) and ``tmp``
+(an empty folder to write into)."""
 
 from __future__ import annotations
 
