@@ -41,6 +41,11 @@ def _zoom_for(height: int) -> int:
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> None:
+    """Write a ``uint8`` picture (from ``grid``) as PNG; an unwritable path is a ``UserError``.
+
+    Example:
+        >>> save_png(grid(np.ones((4, 1, 8, 8))), tmp / "ones.png")
+    """
     from PIL import Image
 
     try:
@@ -61,7 +66,12 @@ def _to_pixels(flow: Flow, state: Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def sample_grid(flow: Flow, path: str | Path, n: int = 64, temperature: float = 1.0, seed: int = 0) -> None:
-    """``n`` samples at ``temperature`` as one PNG grid."""
+    """``n`` samples at ``temperature`` as one PNG grid.
+
+    Example:
+        >>> from realnvp.models import build_image_flow
+        >>> sample_grid(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "grid.png", n=9)
+    """
     torch.manual_seed(seed)
     samples = flow.eval().sample(n, temperature=temperature)
     save_png(grid(samples.clamp(0, 1).cpu().numpy(), zoom=_zoom_for(flow.event_shape[1])), path)
@@ -72,7 +82,13 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
                    seed: int = 0) -> None:
     """What each scale encodes (paper, appendix D): one row per image ``y`` (dequantized, ``[N, C,
     H, W]``); first column the image, then for each scale ``k`` the image rebuilt after resampling
-    only scale ``k``'s factored-out latents from the base (the others stay those of ``y``)."""
+    only scale ``k``'s factored-out latents from the base (the others stay those of ``y``).
+
+    Example:
+        >>> from realnvp.models import build_image_flow
+        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
+        >>> scales_picture(flow, torch.rand(2, 1, 4, 4), 2, tmp / "scales.png")
+    """
     flow.eval()
     ref = next(flow.parameters())
     scale_of = latent_scale_map(flow.event_shape, n_scales).to(ref.device)
@@ -89,7 +105,12 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
 @torch.no_grad()
 def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_per_frame: int = 250) -> None:
     """A GIF of ``n`` base samples bent into images one elementary layer at a time (latent -> data),
-    each frame labelled with the layer just inverted."""
+    each frame labelled with the layer just inverted.
+
+    Example:
+        >>> from realnvp.models import build_image_flow
+        >>> animate_images(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "layers.gif", n=4)
+    """
     from PIL import Image, ImageDraw
 
     path = Path(path)
@@ -117,7 +138,14 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
 
 def write_image_pictures(run_dir: Path, flow: Flow, train_images: np.ndarray, n_levels: int,
                          n_scales: int) -> list[Path]:
-    """samples.png (temperature 1), samples_t0.7.png, scales.png and animation.gif for an image run."""
+    """samples.png (temperature 1), samples_t0.7.png, scales.png and animation.gif for an image run.
+
+    Example:
+        >>> from realnvp.models import build_image_flow
+        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
+        >>> [p.name for p in write_image_pictures(tmp, flow, np.zeros((8, 1, 4, 4), np.uint8), 17, 2)]
+        ['samples.png', 'samples_t0.7.png', 'scales.png', 'animation.gif']
+    """
     written = [run_dir / "samples.png", run_dir / "samples_t0.7.png", run_dir / "scales.png",
                run_dir / "animation.gif"]
     sample_grid(flow, written[0], temperature=1.0)

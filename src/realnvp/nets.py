@@ -53,7 +53,13 @@ def _conv(in_channels: int, out_channels: int) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """Pre-activation ``x + conv(relu(norm(conv(relu(norm(x))))))`` (two 3x3 convolutions)."""
+    """Pre-activation ``x + conv(relu(norm(conv(relu(norm(x))))))`` (two 3x3 convolutions).
+
+    Example:
+        >>> import torch
+        >>> ResidualBlock(8, "instance")(torch.randn(2, 8, 4, 4)).shape
+        torch.Size([2, 8, 4, 4])
+    """
 
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()

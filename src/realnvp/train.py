@@ -58,7 +58,14 @@ def lr_factor(step: int, cfg: Config) -> float:
 def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_levels: int,
                 flip: bool) -> torch.Tensor:
     """A random training batch; images (``n_levels > 0``) are dequantized to ``(v + u) / n_levels``
-    and, with ``flip``, mirrored at random. All randomness comes from ``generator`` (saved for resume)."""
+    and, with ``flip``, mirrored at random. All randomness comes from ``generator`` (saved for resume).
+
+    Example:
+        >>> v = torch.randint(0, 17, (100, 1, 8, 8))
+        >>> y = fetch_batch(v, 32, torch.Generator().manual_seed(0), n_levels=17, flip=True)
+        >>> y.shape, bool(0 <= y.min() and y.max() < 1)
+        (torch.Size([32, 1, 8, 8]), True)
+    """
     x = train_x[torch.randint(len(train_x), (size,), generator=generator, device=train_x.device)]
     if not n_levels:
         return x

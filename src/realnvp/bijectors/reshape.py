@@ -54,7 +54,13 @@ class Unsqueeze(Bijector):
 
 def unsqueeze_to(state: Tensor, height: int) -> Tensor:
     """Undo squeezes of ``state`` (``[B, C, h, w]``) until its height is ``height``: shows any
-    intermediate state of a multi-scale model in the image's own pixel layout."""
+    intermediate state of a multi-scale model in the image's own pixel layout.
+
+    Example:
+        >>> import torch
+        >>> unsqueeze_to(torch.zeros(1, 16, 2, 2), 8).shape
+        torch.Size([1, 1, 8, 8])
+    """
     while state.shape[-2] < height:
         state = F.pixel_shuffle(state, 2)
     return state

@@ -32,22 +32,46 @@ CELEBA_CROP = (15, 40, 163, 188)  # the paper's ~central 148x148 crop of the 178
 
 @dataclass
 class ImageSet:
+    """Integer images of one dataset and their number of levels.
+
+    Example:
+        >>> ImageSet(np.zeros((2, 1, 8, 8), np.uint8), np.zeros((1, 1, 8, 8), np.uint8), 17).n_levels
+        17
+    """
+
     train: np.ndarray  # uint8 [N, C, H, W], values 0 .. n_levels - 1
     test: np.ndarray
     n_levels: int
 
 
 def n_levels_of(name: str) -> int:
-    """Pixel levels of a named dataset: 17 for digits (values 0..16), 256 for 8-bit images."""
+    """Pixel levels of a named dataset: 17 for digits (values 0..16), 256 for 8-bit images.
+
+    Example:
+        >>> n_levels_of("digits"), n_levels_of("cifar10")
+        (17, 256)
+    """
     return 17 if name == "digits" else 256
 
 
 def data_root(cfg: DataConfig) -> Path:
+    """Where a named dataset's files live: ``data.path``, else ``$REALNVP_DATA``, else ``./data``.
+
+    Example:
+        >>> data_root(DataConfig(name="mnist", path="/datasets")).as_posix()
+        '/datasets'
+    """
     return Path(cfg.path or os.environ.get("REALNVP_DATA", "data"))
 
 
 def load_images(cfg: DataConfig) -> ImageSet:
-    """The train and test images of ``cfg.name`` (see the module docstring for where they come from)."""
+    """The train and test images of ``cfg.name`` (see the module docstring for where they come from).
+
+    Example:
+        >>> images = load_images(DataConfig(name="digits"))
+        >>> images.train.shape, images.test.shape, images.n_levels
+        ((1437, 1, 8, 8), (360, 1, 8, 8), 17)
+    """
     if cfg.name not in IMAGE_DATASETS:
         raise UserError(f"unknown image dataset {cfg.name!r}; known: {', '.join(IMAGE_DATASETS)}")
     levels = n_levels_of(cfg.name)
@@ -80,7 +104,15 @@ def _split(images: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]
 
 
 def check_levels(array: np.ndarray, n_levels: int, origin: str) -> np.ndarray:
-    """``array`` as uint8 after checking that every value is an integer in ``0 .. n_levels - 1``."""
+    """``array`` as uint8 after checking that every value is an integer in ``0 .. n_levels - 1``.
+
+    Example:
+        >>> check_levels(np.array([0.0, 16.0]), 17, "x").tolist()
+        [0, 16]
+        >>> check_levels(np.array([17]), 17, "x")
+        Traceback (most recent call last):
+        realnvp.errors.UserError: x: pixel values must lie in 0..16 for this 17-level dataset, found 17..17
+    """
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise UserError(f"{origin}: expected pixel values, got dtype {array.dtype}")
     if array.size == 0:
@@ -105,7 +137,13 @@ def _as_nchw(array: np.ndarray, origin: str) -> np.ndarray:
 
 
 def read_image_npz(path: Path, n_levels: int, expected: tuple[int, ...] | None = None) -> ImageSet:
-    """``x_train`` and ``x_test`` from an .npz (as in ``mnist10k.npz``), checked for shape and levels."""
+    """``x_train`` and ``x_test`` from an .npz (as in ``mnist10k.npz``), checked for shape and levels.
+
+    Example:
+        >>> np.savez(tmp / "m.npz", x_train=np.zeros((5, 28, 28), np.uint8), x_test=np.zeros((2, 28, 28), np.uint8))
+        >>> read_image_npz(tmp / "m.npz", 256, (1, 28, 28)).train.shape
+        (5, 1, 28, 28)
+    """
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
@@ -139,7 +177,13 @@ def _first_line(exc: BaseException) -> str:
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (the MNIST format: magic ``0 0 8 ndim``, big-endian sizes, then unsigned bytes),
-    plain or gzipped."""
+    plain or gzipped.
+
+    Example:
+        >>> _ = (tmp / "x-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+        >>> read_idx(tmp / "x-idx1-ubyte").tolist()
+        [7, 8, 9]
+    """
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
             raw = f.read()
@@ -201,7 +245,13 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def read_cifar_batch(path: Path) -> np.ndarray:
-    """The images ``[N, 3, 32, 32]`` of one CIFAR-10 python batch (a pickled dict with ``data``)."""
+    """The images ``[N, 3, 32, 32]`` of one CIFAR-10 python batch (a pickled dict with ``data``).
+
+    Example:
+        >>> _ = (tmp / "batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}, protocol=2))
+        >>> read_cifar_batch(tmp / "batch").shape
+        (2, 3, 32, 32)
+    """
     try:
         with path.open("rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
@@ -250,7 +300,16 @@ def _open_image(path: Path, size: int, crop: tuple[int, int, int, int] | None = 
 def read_image_folder(folder: Path, size: int = 0) -> np.ndarray:
     """Every image under ``folder`` (recursively, hidden files skipped) as uint8 ``[N, C, H, W]``:
     grayscale when every image is, RGB otherwise; all must share one size unless ``size`` resizes
-    them to ``size x size``."""
+    them to ``size x size``.
+
+    Example:
+        >>> from PIL import Image
+        >>> (tmp / "pics").mkdir()
+        >>> for i in range(3):
+        ...     Image.new("L", (6, 4)).save(tmp / "pics" / f"{i}.png")
+        >>> read_image_folder(tmp / "pics").shape
+        (3, 1, 4, 6)
+    """
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder}")
     try:

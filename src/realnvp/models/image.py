@@ -118,8 +118,8 @@ def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor
     of ``build_image_flow``'s output (paper, appendix D: resample one scale, keep the others).
 
     Example:
-        >>> latent_scale_map((1, 2, 2), 2)[0].tolist()
-        [[0, 0], [1, 1]]
+        >>> latent_scale_map((1, 4, 4), 2)[0].tolist()  # for one channel: even rows leave first
+        [[0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1]]
     """
     _check_shape(event_shape, n_scales)
     c, h, w = event_shape
