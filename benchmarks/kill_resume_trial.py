@@ -30,10 +30,12 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
+from tqdm.std import tqdm
 
 from realnvp.checkpoint import BEST, CHECKPOINT, load_checkpoint
 from realnvp.resume import METRICS, holds_run
@@ -57,6 +59,7 @@ def _child(argv: list[str], log: str) -> None:
     torch.set_num_threads(1)
     sys.stderr = open(log, "a", buffering=1)  # open until the process ends or is killed
     os.dup2(sys.stderr.fileno(), 2)
+    tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a kill would leak
     from realnvp.cli import main
 
     sys.exit(main(argv))

@@ -107,8 +107,9 @@ def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
     flow = build_flow(cfg, event_shape)
     try:
         flow.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"{path} does not match its own config: {str(exc).splitlines()[0]}") from None
+    except RuntimeError as exc:  # torch's first line is a header; the next names the offending tensor
+        detail = [line.strip() for line in str(exc).splitlines() if line.strip()][1:2] or [str(exc)]
+        raise UserError(f"{path} does not match its own config: {detail[0][:300]}") from None
     return flow, cfg
 
 

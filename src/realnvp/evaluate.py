@@ -121,6 +121,8 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     from realnvp.data import load_splits
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
     path = run_dir / BEST if (run_dir / BEST).exists() else run_dir / CHECKPOINT
     state = load_checkpoint(path)
     flow, cfg = flow_from_state(state, path)
