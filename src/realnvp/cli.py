@@ -26,6 +26,21 @@ EXAMPLES = """examples:
 exit codes: 0 success, 2 bad input (one-line message), 130 interrupted"""
 
 
+EVALUATE_EXAMPLES = """examples:
+  realnvp evaluate runs/moons          # a table: test NLL (bits/dim for images), inverse error, parameters
+  realnvp evaluate runs/moons --json   # one JSON object, e.g. for jq .test_nll_nats"""
+SAMPLE_EXAMPLES = """examples:
+  realnvp sample runs/moons -o samples.png                     # 2000 samples beside the training data
+  realnvp sample runs/moons -n 500 --temperature 0.7 -o s.npy  # the array [n, D]
+  realnvp sample runs/digits --temperature 0.7 -o grid.png     # image runs: a grid (64 by default)
+  realnvp sample runs/digits -n 1000 -o pixels.npy --quiet     # integer pixels [n, C, H, W]"""
+ANIMATE_EXAMPLES = """examples:
+  realnvp animate runs/moons -o layers.gif          # base samples bent into the moons, layer by layer
+  realnvp animate runs/moons -n 3000 -o layers.mp4  # .mp4 needs ffmpeg
+  realnvp animate runs/digits -o layers.gif         # image runs: 16 samples turning into digits"""
+RAW = argparse.RawDescriptionHelpFormatter
+
+
 def _check_output(path: Path, suffixes: tuple[str, ...]) -> None:
     from realnvp.errors import UserError
 
@@ -156,7 +171,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         cfg = Config.from_dict(json.loads((Path(args.run) / "config.json").read_text()))
         data = _train_data(cfg).train
         data_and_samples(data[: args.n], samples, out, title=f"temperature {args.temperature:g}")
-    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.n} samples to {out}", file=sys.stderr)
 
 
 def _sample_images(flow, args: argparse.Namespace, out: Path) -> None:  # noqa: ANN001 - a Flow
@@ -177,7 +193,8 @@ def _sample_images(flow, args: argparse.Namespace, out: Path) -> None:  # noqa: 
         atomic_write_bytes(out, buffer.getvalue())
     else:
         save_png(grid(y, zoom=max(1, 64 // y.shape[2])), out)
-    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.n} samples to {out}", file=sys.stderr)
 
 
 def cmd_animate(args: argparse.Namespace) -> None:
@@ -193,7 +210,8 @@ def cmd_animate(args: argparse.Namespace) -> None:
         animate_images(flow, out, n=min(args.n, 64), seed=args.seed)
     else:
         animate(flow, out, n=args.n, seed=args.seed)
-    print(f"wrote {out}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {out}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,24 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON line")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test/train NLL, inverse error, parameter count of a run")
+    p = sub.add_parser("evaluate", help="test/train NLL, inverse error, parameter count of a run",
+                       epilog=EVALUATE_EXAMPLES, formatter_class=RAW)
     p.add_argument("run", help="run directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("sample", help="draw samples from a trained run")
+    p = sub.add_parser("sample", help="draw samples from a trained run", epilog=SAMPLE_EXAMPLES,
+                       formatter_class=RAW)
     p.add_argument("run", help="run directory")
     p.add_argument("-n", type=int, help="number of samples (default 2000; 64 for image runs)")
     p.add_argument("--temperature", type=float, default=1.0, help="base std multiplier (default 1.0)")
     p.add_argument("-o", "--output", required=True, help=".png picture or .npy array")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("animate", help="base samples bent through each layer in turn")
+    p = sub.add_parser("animate", help="base samples bent through each layer in turn", epilog=ANIMATE_EXAMPLES,
+                       formatter_class=RAW)
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", required=True, help=".gif (or .mp4 with ffmpeg)")
     p.add_argument("-n", type=int, default=1500, help="number of points (default 1500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_animate)
 
     from realnvp.commands import register
