@@ -220,7 +220,8 @@ def _read_mnist(root: Path, name: str, download: bool) -> tuple[np.ndarray, np.n
     if None in files:
         raise UserError(f"{name} not found in {root}: run with --set data.download=true (needs internet and "
                         f"torchvision), or put train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz in "
-                        f"{root / sub / 'raw'}, or pass --data FILE.npz holding x_train and x_test")
+                        f"{root / sub / 'raw'}, or pass --data FILE.npz holding x_train and x_test (a folder of your "
+                        f"own images: the 'images' preset or --set data.name=folder)")
     arrays = []
     for path in files:
         images = read_idx(path)
