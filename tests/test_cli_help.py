@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -56,3 +58,25 @@ def test_quiet_is_silent(run, tmp_path, capsys, argv, written):
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     assert (tmp_path / written).stat().st_size > 0
+
+
+def complete(script: str, line: str) -> list[str]:
+    """What bash offers for ``line`` (ending at the cursor) with the generated completion loaded."""
+    words = line.split(" ")
+    program = script + "\nCOMP_WORDS=(" + " ".join(f"'{w}'" for w in words) + f"); COMP_CWORD={len(words) - 1}\n"
+    program += '_realnvp; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return sorted(done.stdout.split())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion(capsys, tmp_path, monkeypatch):
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert complete(script, "realnvp re") == ["report"]
+    assert complete(script, "realnvp score runs/x --j") == ["--json"]
+    assert "--temperature" in complete(script, "realnvp sample --")
+    assert complete(script, "realnvp train moo") == ["moons", "moons-tutorial"]
+    (tmp_path / "points.csv").write_text("1,2\n")
+    monkeypatch.chdir(tmp_path)
+    assert complete(script, "realnvp score runs/x poi") == ["points.csv"]

@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from realnvp.commands import register
 
-    register(sub)  # report, score, runs
+    register(sub)  # report, score, runs, completion
     return parser
 
 

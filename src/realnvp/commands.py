@@ -1,5 +1,6 @@
-"""The ``report``, ``score`` and ``runs`` subcommands: looking at runs and using them on new data.
-``register`` adds them to the ``realnvp`` parser; the work itself lives in report.py, score.py, runs.py."""
+"""The ``report``, ``score``, ``runs`` and ``completion`` subcommands: looking at runs, using them on
+new data, tab completion. ``register`` adds them to the ``realnvp`` parser; the work itself lives in
+report.py, scoring.py, runs.py and completion.py."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ SCORE_EXAMPLES = """examples:
   realnvp score runs/moons points.npy -o s.csv --json   # and a one-line JSON summary on standard output
 Columns: row (input order), log_likelihood_nats, and bits_per_dim for image runs. Higher likelihood
 means more typical of the training data, but see docs/scoring.md before using it to flag outliers."""
+
+COMPLETION_EXAMPLES = """examples:
+  eval "$(realnvp completion bash)"                      # this shell; add the line to ~/.bashrc to keep it
+  autoload -U bashcompinit && bashcompinit && eval "$(realnvp completion bash)"   # zsh"""
 
 RUNS_EXAMPLES = """examples:
   realnvp runs                 # every run under runs/
@@ -78,8 +83,16 @@ def _cmd_runs(args: argparse.Namespace) -> None:
               file=sys.stderr)
 
 
+def _cmd_completion(args: argparse.Namespace) -> None:
+    from realnvp.cli import build_parser
+    from realnvp.completion import bash_script
+    from realnvp.config import preset_names
+
+    print(bash_script(build_parser(), preset_names()), end="")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``report``, ``score`` and ``runs`` to the ``realnvp`` subcommand parser ``sub``.
+    """Add ``report``, ``score``, ``runs`` and ``completion`` to the ``realnvp`` subcommand parser ``sub``.
 
     Example:
         >>> parser = argparse.ArgumentParser(prog="realnvp")
@@ -112,3 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", nargs="?", default="runs", help="folder holding runs (default runs/)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("completion", help="print a shell completion script", description="Tab completion of "
+                       "commands, options, presets and files, for bash (and zsh through bashcompinit).",
+                       epilog=COMPLETION_EXAMPLES, formatter_class=RAW)
+    p.add_argument("shell", choices=("bash",), help="bash (zsh: load it through bashcompinit)")
+    p.set_defaults(func=_cmd_completion)
