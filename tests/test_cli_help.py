@@ -51,13 +51,13 @@ def run(tmp_path_factory):
 def test_quiet_is_silent(run, tmp_path, capsys, argv, written):
     np.save(tmp_path / "p.npy", np.zeros((3, 2), np.float32))
     argv = [a.format(run=run, tmp=tmp_path) for a in argv]
-    assert main(argv) == 0
-    assert capsys.readouterr().err != ""  # by default, a message says what was written
-    (tmp_path / written).unlink()
     assert main([*argv, "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     assert (tmp_path / written).stat().st_size > 0
+    if argv[0] != "animate":  # (the animation is slow to draw twice; its message is the same code path)
+        assert main(argv) == 0
+        assert f"{tmp_path / written}" in capsys.readouterr().err  # by default, a message says what was written
 
 
 def complete(script: str, line: str) -> list[str]:
