@@ -17,7 +17,7 @@ from realnvp.checkpoint import load_checkpoint
 from realnvp.cli import main
 from realnvp.config import load_config
 from realnvp.errors import UserError
-from realnvp.guard import diagnose, locate_blowup, step_is_finite
+from realnvp.guard import NonFiniteGuard, diagnose, locate_blowup, step_is_finite
 from realnvp.models import build_vector_flow
 
 SETTINGS = ["model.n_couplings=4", "model.hidden=16,16", "train.steps=60", "train.eval_every=20",
@@ -127,17 +127,21 @@ def test_repeated_failure_stops_and_keeps_the_good_checkpoint(tmp_path, monkeypa
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 20
 
 
-def test_step_check_sees_loss_gradients_and_parameters():
+def test_step_check_sees_loss_and_gradients_and_checkpoints_see_parameters():
     w = torch.nn.Parameter(torch.ones(3))
     (w * 2).sum().backward()
     assert step_is_finite(torch.tensor(1.0), [w])
+    assert torch.equal(w.grad, torch.full((3,), 2.0))  # the scan leaves gradients bit-identical
     assert not step_is_finite(torch.tensor(math.inf), [w])
     w.grad[1] = math.nan
     assert not step_is_finite(torch.tensor(1.0), [w])
-    w.grad[1] = 0.0
+    flow = build_vector_flow(2, 2, hidden=(4,))
+    guard = NonFiniteGuard(flow, torch.optim.Adam(flow.parameters()), 5, log=lambda *a: None)
+    assert guard.state_is_finite()
     with torch.no_grad():
-        w[0] = -math.inf
-    assert not step_is_finite(torch.tensor(1.0), [w])
+        flow.chain.layers[1].tanh_scale.scale[0] = math.inf
+    assert not guard.state_is_finite()
+    assert not torch.isfinite(flow.log_prob(torch.randn(4, 2))).all()  # and the next loss shows it
 
 
 def test_exploding_activation_names_the_layer_that_amplifies():

@@ -6,6 +6,7 @@ non-finite samples."""
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,11 +25,12 @@ LR_BACKOFF = 0.5  # each rejected step halves the learning rate for the rest of 
 
 
 def step_is_finite(loss: Tensor, params: list[nn.Parameter]) -> bool:
-    """True when the loss, every gradient and every parameter are finite.
+    """True when the loss and every gradient are finite; one host sync per step.
 
-    One fused reduction (the norm of all those tensors, via the foreach kernels) and one host sync
-    per step. A norm that overflows float32 (entries beyond ~1e19) also counts as non-finite: Adam's
-    squared-gradient state would overflow the same way.
+    The gradients are scanned by one fused kernel, the one ``torch.amp.GradScaler`` uses to find
+    overflowed gradients (with an unscale factor of exactly 1, so they are left bit-identical). The
+    parameters are covered by the loss (a non-finite weight makes the loss non-finite) and checked
+    explicitly before every checkpoint (``NonFiniteGuard.state_is_finite``).
 
     Example:
         >>> w = nn.Parameter(torch.ones(3))
@@ -36,11 +38,14 @@ def step_is_finite(loss: Tensor, params: list[nn.Parameter]) -> bool:
         >>> step_is_finite(torch.tensor(1.0), [w]), step_is_finite(torch.tensor(float("nan")), [w])
         (True, False)
     """
-    tensors = params + [p.grad for p in params if p.grad is not None]
-    total = torch.nn.utils.get_total_norm(tensors) + loss.detach()
+    grads = [p.grad for p in params if p.grad is not None]
+    found = torch.zeros(1, device=loss.device)
+    if grads:
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=loss.device))
+    flag = torch.where(found > 0, math.inf, loss.detach().float().reshape(1))  # finite iff all is well
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(total)  # every rank takes the same decision (losses are per rank)
-    return bool(torch.isfinite(total))
+        torch.distributed.all_reduce(flag)  # every rank takes the same decision (losses are per rank)
+    return bool(torch.isfinite(flag))
 
 
 def _floating_state(module: nn.Module) -> list[tuple[str, Tensor]]:
