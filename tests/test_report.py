@@ -78,9 +78,12 @@ def test_report_tables_hold_the_run(report):
 
 
 def test_report_reuses_the_runs_pictures(report, tmp_path, capsys):
-    """Pictures training drew are embedded as they are (not redrawn), and -o picks the file."""
+    """Pictures training drew are embedded as they are (not redrawn), -o picks the file, and a torn
+    evaluation.json (a run killed while writing it) is recomputed rather than failing the report."""
     run, page = report
     copy = shutil.copytree(run, tmp_path / "copy")
+    evaluation = json.loads((copy / "evaluation.json").read_text())
+    (copy / "evaluation.json").write_text('{"test_nll_nats": 1.')
     sources = re.findall(r'<img src="data:image/(?:png|gif);base64,([^"]+)" alt="([^"]+)"', page.read_text())
     drawn = dict(zip(["curves", "samples.png", "density.png", "animation.gif"], sources[:4], strict=True))
     for name in ("samples.png", "density.png", "animation.gif"):
@@ -90,6 +93,7 @@ def test_report_reuses_the_runs_pictures(report, tmp_path, capsys):
     again = re.findall(r'<img src="data:image/(?:png|gif);base64,([^"]+)" alt="([^"]+)"',
                        (tmp_path / "r.html").read_text())
     assert again == sources
+    assert f"{evaluation['test_nll_nats']:.4g}" in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.parametrize("args, message", [

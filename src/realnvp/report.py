@@ -228,6 +228,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     from realnvp.config import Config
     from realnvp.data import load_splits
     from realnvp.evaluate import evaluate_run
+    from realnvp.runs import read_json
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
@@ -243,8 +244,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         raise UserError(f"{run_dir / CONFIG} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     cfg = Config.from_dict(raw_config, origin=str(run_dir / CONFIG))
     flow = load(run_dir)
-    eval_path = run_dir / "evaluation.json"
-    metrics = json.loads(eval_path.read_text()) if eval_path.is_file() else evaluate_run(run_dir)
+    metrics = read_json(run_dir / "evaluation.json") or evaluate_run(run_dir)  # missing or torn: recompute
     splits = load_splits(cfg.data)
     data = splits.train
     existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())

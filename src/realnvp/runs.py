@@ -13,7 +13,16 @@ from realnvp.errors import UserError
 COLUMNS = ("name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing, torn or not an object (a run
+    killed mid-write must not break the listing or the report).
+
+    Example:
+        >>> (tmp / "torn.json").write_text('{"steps": 3')
+        11
+        >>> read_json(tmp / "torn.json") is None, read_json(run_dir / "config.json")["data"]["name"]
+        (True, 'moons')
+    """
     try:
         value = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -32,12 +41,12 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     """
     from realnvp.report import read_metrics
 
-    config = _read_json(run_dir / "config.json") or {}
+    config = read_json(run_dir / "config.json") or {}
     data_cfg = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row["name"] = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
     row["data"] = data_cfg.get("path") if data_cfg.get("name") == "file" else data_cfg.get("name")
-    evaluation = _read_json(run_dir / "evaluation.json")
+    evaluation = read_json(run_dir / "evaluation.json")
     if evaluation is None:
         records = read_metrics(run_dir)
         row["steps"] = records[-1]["step"] if records else 0
