@@ -49,13 +49,17 @@ def protocol_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return train_x.astype(np.float32), test_x.astype(np.float32), mu, sd
 
 
-def run_protocol(compile_step: bool) -> None:
+def run_protocol(compile_step: bool, conditioner: str) -> None:
     common.torch_setup()  # 2 threads, torch.manual_seed(PEERS_SEED)
     t0 = time.perf_counter()
     train_np, test_np, mu, sd = protocol_data()
     cfg = load_config("moons-tutorial")
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.scale_l2) == (common.A_BATCH, common.A_LR, 0.0)
     flow = build_model(cfg.model, (2,), torch.tensor(mu, dtype=torch.float32), torch.tensor(sd, dtype=torch.float32))
+    if conditioner == "pwl":
+        from pwl_mlp import use_scalar_input_conditioners
+
+        assert use_scalar_input_conditioners(flow) == cfg.model.n_couplings
     optimizer = _make_optimizer(flow, cfg)
     train_x, test_x = torch.from_numpy(train_np), torch.from_numpy(test_np)
     log_prob = torch.compile(flow.log_prob) if compile_step else flow.log_prob
@@ -71,14 +75,17 @@ def run_protocol(compile_step: bool) -> None:
         timer.add(time.perf_counter() - ts)
     nll = mean_nll(flow, test_x)
     final_train = float(np.mean(losses[-100:]))
-    common.emit(peer="realnvp_compiled" if compile_step else "realnvp", protocol="moons", test_nll=nll,
+    peer = "realnvp" + ("_pwl" if conditioner == "pwl" else "") + ("_compiled" if compile_step else "")
+    common.emit(peer=peer, protocol="moons", test_nll=nll,
                 params=flow.n_params(), step_ms_median=timer.median_ms(), wall_s=time.perf_counter() - t0,
                 final_train_loss_std_space=final_train - float(np.log(sd).sum()),
                 nan_losses=int(np.isnan(losses).sum()), torch=torch.__version__,
                 first_step_ms=1e3 * timer.t[0],
                 note="realnvp moons-tutorial preset: 4 AffineCoupling(MLP 1-512-512-2, zero-init last layer, "
                      "s = scale*tanh(raw)) after a Standardize layer; fused Adam"
-                     + ("; torch.compile(flow.log_prob)" if compile_step else ""))
+                     + ("; torch.compile(flow.log_prob)" if compile_step else "")
+                     + ("; prototype benchmarks/pwl_mlp.py: same MLPs, piecewise-linear evaluation without the "
+                        "512x512 GEMMs" if conditioner == "pwl" else ""))
 
 
 def run_preset(budget_s: float) -> None:
@@ -105,11 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("protocol", "preset"), default="protocol")
     parser.add_argument("--compile", action="store_true", help="protocol mode: torch.compile the log-density")
+    parser.add_argument("--conditioner", choices=("mlp", "pwl"), default="mlp",
+                        help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in pwl_mlp.py")
     parser.add_argument("--budget", type=float, default=100.0,
                         help="preset mode: seconds of training (the protocol run's wall time)")
     args = parser.parse_args()
     if args.mode == "protocol":
-        run_protocol(args.compile)
+        run_protocol(args.compile, args.conditioner)
     else:
         run_preset(args.budget)
 

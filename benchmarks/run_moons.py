@@ -32,6 +32,7 @@ RUNS = {
     "zuko": (PEERS_DIR, ["moons_zuko.py"]),
     "jax": (PEERS_DIR, ["moons_jax.py"]),
     "realnvp": (ROOT, [str(HERE / "moons.py")]),
+    "realnvp_pwl": (ROOT, [str(HERE / "moons.py"), "--conditioner", "pwl"]),
     "realnvp_moons_preset": (ROOT, [str(HERE / "moons.py"), "--mode", "preset"]),
 }
 
