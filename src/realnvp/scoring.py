@@ -98,15 +98,19 @@ def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10,
             BITS_PER_DIM: bits_per_dim(-log_p, flow.event_size, n_levels)}
 
 
-def _run_levels(run: str | os.PathLike) -> int:
+def _run_levels(run: str | os.PathLike, flow: Flow) -> int:
     """Pixel levels of an image run from its config.json (0 for vector runs)."""
-    import json
-
     from realnvp.config import Config
     from realnvp.data.images import IMAGE_DATASETS, n_levels_of
+    from realnvp.runs import read_json
 
-    cfg = Config.from_dict(json.loads((Path(run) / "config.json").read_text()))
-    return n_levels_of(cfg.data.name) if cfg.data.name in IMAGE_DATASETS else 0
+    if len(flow.event_shape) != 3:
+        return 0
+    raw = read_json(Path(run) / "config.json")
+    if raw is None:
+        raise UserError(f"{Path(run) / 'config.json'} is missing or unreadable: it names the run's pixel levels")
+    name = Config.from_dict(raw, origin=str(Path(run) / "config.json")).data.name
+    return n_levels_of(name) if name in IMAGE_DATASETS else 0
 
 
 def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n_levels: int | None = None,
@@ -124,7 +128,7 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n
 
     flow = run if isinstance(run, Flow) else load(run)
     if n_levels is None:
-        n_levels = 0 if isinstance(run, Flow) else _run_levels(run)
+        n_levels = 0 if isinstance(run, Flow) else _run_levels(run, flow)
     if len(flow.event_shape) == 3 and not n_levels:
         raise UserError("scoring images needs their number of pixel levels: pass n_levels (256 for 8-bit)")
     if isinstance(data, np.ndarray):
