@@ -160,7 +160,8 @@ def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str,
         samples = flow.sample(min(2000, len(data))).numpy()
         existing["samples.png"] = _png(lambda f: data_and_samples(data[: len(samples)], samples, f,
                                                                   title=f"{name}: data vs Real NVP samples"))
-    figures.append(_figure(existing.pop("samples.png"), "training data (left) beside samples (right)"))
+    shown = "" if flow.event_size == 2 else f", first two of {flow.event_size} coordinates"
+    figures.append(_figure(existing.pop("samples.png"), f"training data (left) beside samples (right){shown}"))
     if flow.event_size == 2:
         if "density.png" not in existing:
             existing["density.png"] = _png(lambda f: log_density(flow, data, f, title=f"{name}: model log-density"))
