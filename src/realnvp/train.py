@@ -174,7 +174,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     metrics_log = metrics_logger(t.tensorboard and info.is_main, run_dir)  # TensorBoard, when asked for
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=t.steps, initial=step, disable=not progress or not info.is_main, unit="step", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(total=t.steps, initial=step, disable=not progress or not info.is_main, unit="step",
+               dynamic_ncols=True, mininterval=1.0)
     flow.train()
     stop_reason = f"reached {t.steps} steps"
     running, count = torch.zeros((), device=device), 0
