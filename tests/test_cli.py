@@ -66,7 +66,7 @@ def test_animate_gif(moons_run, tmp_path):
     out = tmp_path / "a.gif"
     assert main(["animate", str(moons_run), "-o", str(out), "-n", "200"]) == 0
     with Image.open(out) as gif:
-        assert gif.n_frames > 4 * 6  # several frames per coupling layer
+        assert gif.n_frames > 4 * 10  # several frames per coupling layer (4 in this run)
 
 
 def test_resume_continues_to_more_steps(moons_run, tmp_path):
@@ -85,11 +85,13 @@ def test_user_vectors_5d_end_to_end(tmp_path):
     np.save(tmp_path / "mine.npy", data)
     run = tmp_path / "mine"
     assert main(["train", "vector", "--data", str(tmp_path / "mine.npy"), "--out", str(run), "--steps", "40",
-                 "--set", "model.hidden=32", "--set", "train.eval_every=20", "--quiet"]) == 0
+                 "--set", "model.hidden=32", "--set", "model.n_couplings=4", "--set", "train.eval_every=20",
+                 "--quiet", "--no-pictures"]) == 0
     metrics = json.loads((run / "evaluation.json").read_text())
     assert metrics["dim"] == 5 and metrics["n_test"] == 300
     assert main(["sample", str(run), "-n", "50", "-o", str(tmp_path / "m.npy")]) == 0
     assert np.load(tmp_path / "m.npy").shape == (50, 5)
+    assert main(["sample", str(run), "-n", "50", "-o", str(tmp_path / "m.png")]) == 0
     assert main(["animate", str(run), "-o", str(tmp_path / "m.gif"), "-n", "100"]) == 0
     flow = realnvp.load(run)
     assert flow.log_prob(torch.from_numpy(data[:3])).shape == (3,)

@@ -24,10 +24,10 @@ def layer_names(flow: Flow) -> list[str]:
     return [type(layer).__name__ for layer in reversed(flow.chain.layers)]
 
 
-def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int = 12, seed: int = 0,
+def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int = 10, seed: int = 0,
             data: np.ndarray | None = None) -> None:
     """Write ``path`` (.gif, or .mp4 where ffmpeg is present): ``n`` base samples moving from the
-    latent through each layer's inverse to data space, interpolating linearly between layers.
+    latent through each coupling layer's inverse to data space, interpolating linearly between them.
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -44,8 +44,14 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
         raise UserError("writing .mp4 needs ffmpeg on PATH; write a .gif instead")
     torch.manual_seed(seed)
     flow.eval()
-    states = [s[:, :2].cpu().numpy() for s in flow.inverse_trace(flow.sample_latent(n))]
-    names = ["base N(0, I)"] + [f"after {name} {i}" for i, name in enumerate(layer_names(flow), 1)]
+    trace = flow.inverse_trace(flow.sample_latent(n))
+    # One stage per coupling: fixed affine and batch-norm layers ride along with the next coupling
+    # (they only rescale), and the last stage is always the data space.
+    stages = [0] + [i for i, name in enumerate(layer_names(flow), 1) if "Coupling" in name]
+    stages = stages if stages[-1] == len(trace) - 1 else [*stages, len(trace) - 1]
+    states = [trace[i][:, :2].cpu().numpy() for i in stages]
+    names = ["base N(0, I)"] + [f"after coupling {k}" for k in range(1, len(stages))]
+    names[-1] = "data space"
     plt = _pyplot()
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
@@ -72,7 +78,7 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
     anim = FuncAnimation(fig, draw, frames=len(schedule), blit=False)
     writer = PillowWriter(fps=15) if suffix == ".gif" else FFMpegWriter(fps=15)
     try:
-        anim.save(path, writer=writer)
+        anim.save(path, writer=writer, dpi=80)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
