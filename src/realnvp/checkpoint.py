@@ -27,6 +27,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     any moment leaves either the old file or the new one, never a torn one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results should be as readable as any file written
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -40,7 +43,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (the directory entry itself is flushed)."""
+    """Make a rename inside ``directory`` durable (the directory entry itself is flushed).
+
+    Example:
+        >>> fsync_dir(tmp)
+    """
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
