@@ -156,23 +156,32 @@ def run_to_end(ctx: mp.context.BaseContext, run_dir: Path, settings: list[str]) 
 def trial(ctx: mp.context.BaseContext, ref: Path, run_dir: Path, lifetime: float, rng: random.Random,
           corrupt: bool, settings: list[str] = SETTINGS) -> dict:
     """Kill one run at random moments (once, or twice with probability 1/2), optionally truncate its
-    latest checkpoint, resume to the end and compare with ``ref``."""
-    kills = []
-    for _ in range(1 if rng.random() < 0.5 else 2):
-        proc = start(ctx, run_dir, settings)
-        delay = rng.uniform(0.0, lifetime)
-        time.sleep(delay)
-        if kill(proc):
-            kills.append({"after_s": round(delay, 2), "last_logged_step": last_step(run_dir),
-                          "had_checkpoint": (run_dir / CHECKPOINT).exists()})
+    latest checkpoint, resume to the end and compare with ``ref``. A run that finishes before its
+    kill moment (the machine was faster than the reference) is started afresh with new moments."""
+    n_kills = 1 if rng.random() < 0.5 else 2
+    attempt = 0
+    while attempt < 10:
+        attempt += 1
+        kills = []
+        for _ in range(n_kills):
+            proc = start(ctx, run_dir, settings)
+            delay = rng.uniform(0.0, lifetime)
+            time.sleep(delay)
+            if kill(proc):
+                kills.append({"after_s": round(delay, 2), "last_logged_step": last_step(run_dir),
+                              "had_checkpoint": (run_dir / CHECKPOINT).exists()})
+        if kills:
+            break
+        shutil.rmtree(run_dir)
+        (run_dir.parent / f"{run_dir.name}.log").unlink()
     truncated = corrupt and (run_dir / CHECKPOINT).exists()
     if truncated:
         data = (run_dir / CHECKPOINT).read_bytes()
         (run_dir / CHECKPOINT).write_bytes(data[: len(data) // 2])
     run_to_end(ctx, run_dir, settings)
     log = (run_dir.parent / f"{run_dir.name}.log").read_text()
-    return {"kills": kills, "truncated_latest": truncated, "fell_back": "skipped a damaged checkpoint" in log,
-            "differences": differences(ref, run_dir)}
+    return {"kills": kills, "attempts": attempt, "truncated_latest": truncated,
+            "fell_back": "skipped a damaged checkpoint" in log, "differences": differences(ref, run_dir)}
 
 
 def main() -> None:
@@ -201,7 +210,8 @@ def main() -> None:
         passed += not result["differences"]
         kills = ", ".join(f"{k['after_s']}s (step {k['last_logged_step']}"
                           f"{'' if k['had_checkpoint'] else ', no checkpoint yet'})" for k in result["kills"])
-        print(f"trial {i:2d}: killed at {kills or 'never (finished first)'}; "
+        retried = f" (attempt {result['attempts']})" if result["attempts"] > 1 else ""
+        print(f"trial {i:2d}: killed at {kills}{retried}; "
               f"{'truncated checkpoint.pt, resumed from checkpoint.prev.pt; ' if result['fell_back'] else ''}"
               f"{'bit-exact' if not result['differences'] else 'DIFFERS: ' + ', '.join(result['differences'])}",
               flush=True)

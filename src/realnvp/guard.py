@@ -69,6 +69,12 @@ def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str,
     entries), the number of non-finite outputs, and for couplings max |s| and the learned scale's max.
 
     Layers are wrapped for the duration of the call only (instance attributes, removed afterwards).
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(2, 2, hidden=(4,))
+        >>> [(r["layer"], r["type"], r["non_finite"]) for r in trace_layers(flow, torch.zeros(3, 2))]
+        [('chain.layers.0', 'AffineCoupling', 0), ('chain.layers.1', 'AffineCoupling', 0)]
     """
     records: list[dict[str, Any]] = []
     scales: dict[str, tuple[float, float]] = {}
@@ -119,7 +125,13 @@ def _describe(record: dict[str, Any]) -> str:
 def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
     """One line naming where ``x`` first turns non-finite on its way through ``flow``, with that
     layer's statistics; if nothing does, the layer that amplifies its input most and the coupling
-    with the largest |s| (a finite but huge activation overflows later, in the base density)."""
+    with the largest |s| (a finite but huge activation overflows later, in the base density).
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> locate_blowup(build_vector_flow(2, 2, hidden=(4,)), torch.full((2, 2), float("nan")))
+        'the batch itself holds 4 non-finite values'
+    """
     bad = int((~torch.isfinite(x)).sum())
     if bad:
         return f"the {'latent' if inverse else 'batch'} itself holds {bad} non-finite values"
@@ -143,7 +155,16 @@ def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = N
     """Why a training step went non-finite: a non-finite batch, a broken parameter (named with its
     layer), or the first layer whose output explodes on ``batch``. The re-run is on a copy in
     training mode, so batch norm sees the same statistics and the real model is untouched; buffers
-    the failed step itself poisoned (batch-norm statistics) are taken from ``good_state`` there."""
+    the failed step itself poisoned (batch-norm statistics) are taken from ``good_state`` there.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(2, 2, hidden=(4,))
+        >>> with torch.no_grad():
+        ...     _ = flow.chain.layers[1].conditioner[0].bias.fill_(float("inf"))
+        >>> diagnose(flow, torch.zeros(3, 2))
+        'chain.layers.1 (AffineCoupling) has 4 non-finite values in conditioner.0.bias'
+    """
     bad = int((~torch.isfinite(batch)).sum())
     if bad:
         return f"the batch itself holds {bad} non-finite values"
@@ -165,7 +186,17 @@ def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = N
 
 
 def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor) -> None:
-    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` is not finite."""
+    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` is not finite.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(2, 2, hidden=(4,))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_non_finite(flow, torch.zeros(1, 2), torch.full((1, 2), float("inf")))
+        >>> str(caught[0].message).startswith("1 of 1 samples are not finite")
+        True
+    """
     bad_rows = ~torch.isfinite(x.flatten(1)).all(1)
     if bool(bad_rows.any()):
         where = locate_blowup(flow, z[bad_rows], inverse=True)

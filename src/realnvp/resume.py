@@ -25,7 +25,12 @@ TRAINING_KEYS = ("model", "optimizer", "batch_rng", "torch_rng", "step", "elapse
 
 
 def holds_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` already has any file of a run (so a fresh run there would overwrite it)."""
+    """Whether ``run_dir`` already has any file of a run (so a fresh run there would overwrite it).
+
+    Example:
+        >>> holds_run(tmp / "new"), holds_run(run_dir)
+        (False, True)
+    """
     return any((run_dir / name).exists() for name in RUN_FILES)
 
 
@@ -33,7 +38,15 @@ def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
     """Rename the current ``checkpoint.pt`` to ``checkpoint.prev.pt`` (atomic), then write the new one
     atomically. At every instant the newest complete checkpoint is one of the two names (just after
     the rename only the previous one exists; ``load_latest`` looks at both), and the two are always
-    separate files, so damage to one cannot reach the other."""
+    separate files, so damage to one cannot reach the other.
+
+    Example:
+        >>> (tmp / "rotation").mkdir()
+        >>> for step in (10, 20):
+        ...     save_latest(tmp / "rotation", {"model": {}, "config": {}, "step": step})
+        >>> [load_checkpoint(tmp / "rotation" / name)["step"] for name in (CHECKPOINT, PREVIOUS)]
+        [20, 10]
+    """
     latest = run_dir / CHECKPOINT
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS)
@@ -42,7 +55,13 @@ def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it, so it is on disk before the checkpoint that follows it."""
+    """Append one JSON line and fsync it, so it is on disk before the checkpoint that follows it.
+
+    Example:
+        >>> append_metrics(tmp / "log.jsonl", {"step": 10, "val_nll": 0.4})
+        >>> (tmp / "log.jsonl").read_text()
+        '{"step": 10, "val_nll": 0.4}\\n'
+    """
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
@@ -59,6 +78,13 @@ def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any],
 
     ``checkpoint.pt`` and ``checkpoint.prev.pt`` are both read; damaged, incomplete or non-finite
     ones are skipped with a message. If every one present is damaged that is a ``UserError``.
+
+    Example:
+        >>> state, path = load_latest(run_dir, print)
+        >>> state["step"], path.name
+        (60, 'checkpoint.pt')
+        >>> load_latest(tmp / "new", print) is None
+        True
     """
     found, problems = [], []
     for path in (run_dir / CHECKPOINT, run_dir / PREVIOUS):
@@ -87,7 +113,17 @@ def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any],
 
 def check_compatible(state: dict[str, Any], cfg: Config, event_shape: tuple[int, ...], path: Path) -> None:
     """A run resumes only with the same model settings and example shape; train settings (steps,
-    learning rate, budget...) may change."""
+    learning rate, budget...) may change.
+
+    Example:
+        >>> state, path = load_latest(run_dir, print)
+        >>> cfg = Config.from_dict(state["config"])
+        >>> cfg.model.n_couplings += 1
+        >>> check_compatible(state, cfg, (2,), path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: cannot resume from ...: model.n_couplings is 2 in the run, 3 now ...
+    """
     saved = Config.from_dict(state["config"], origin=str(path)).model
     diffs = [f"model.{f.name} is {getattr(saved, f.name)!r} in the run, {getattr(cfg.model, f.name)!r} now"
              for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(cfg.model, f.name)]
@@ -100,7 +136,19 @@ def check_compatible(state: dict[str, Any], cfg: Config, event_shape: tuple[int,
 
 def restore(state: dict[str, Any], flow: torch.nn.Module, optimizer: torch.optim.Optimizer,
             batches: torch.Generator, path: Path) -> None:
-    """Load weights, optimizer moments and both random streams; a tampered state is a ``UserError``."""
+    """Load weights, optimizer moments and both random streams; a tampered state is a ``UserError``.
+
+    Example:
+        >>> from realnvp.checkpoint import flow_from_state
+        >>> state, path = load_latest(run_dir, print)
+        >>> flow, _ = flow_from_state(state, path)
+        >>> restore(state, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)
+        >>> tampered = {**state, "batch_rng": torch.zeros(3, dtype=torch.uint8)}
+        >>> restore(tampered, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: cannot resume from ...
+    """
     try:
         flow.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -112,7 +160,14 @@ def restore(state: dict[str, Any], flow: torch.nn.Module, optimizer: torch.optim
 
 def tidy(run_dir: Path, step: int) -> None:
     """Before (re)starting at ``step``: drop temporary files a killed write left behind and metrics
-    lines past ``step`` (logged after the checkpoint we resume from, or torn by the kill)."""
+    lines past ``step`` (logged after the checkpoint we resume from, or torn by the kill).
+
+    Example:
+        >>> _ = (tmp / METRICS).write_text('{"step": 10}\\n{"step": 20}\\n{"st')
+        >>> tidy(tmp, 10)
+        >>> (tmp / METRICS).read_text()
+        '{"step": 10}\\n'
+    """
     for name in RUN_FILES:
         for tmp in run_dir.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
