@@ -72,6 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's log-density for training
     tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (pip install 'realnvp[tensorboard]')
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16: bf16 autocast for the s/t networks only (log-dets, norms, loss stay fp32)
     max_bad_steps: int = 5  # non-finite steps (each rolled back, lr halved) tolerated between checkpoints
 
 

@@ -11,7 +11,8 @@ POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.eval_every", "
             "model.n_couplings")
 NON_NEGATIVE = ("train.warmup_steps", "train.weight_decay", "train.scale_l2", "train.grad_clip",
                 "train.patience", "train.time_budget")
-CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda")}
+CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda"),
+           "train.precision": ("fp32", "bf16")}
 
 
 def _get(cfg: Config, dotted: str) -> object:

@@ -64,7 +64,9 @@ class AffineCoupling(Bijector):
         self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1))
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.conditioner(x_a).chunk(2, dim=1)
+        # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
+        # the affine map and its log-det stay exact float32.
+        raw_s, t = self.conditioner(x_a).to(x_a.dtype).chunk(2, dim=1)
         return self.tanh_scale(raw_s), t
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -95,7 +97,7 @@ class MaskedAffineCoupling(Bijector):
         self.tanh_scale = TanhScale((channels, 1, 1))
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.conditioner(x_a).chunk(2, dim=1)
+        raw_s, t = self.conditioner(x_a).to(x_a.dtype).chunk(2, dim=1)  # fp32 s, t under bf16 autocast
         keep = 1.0 - self.mask
         return self.tanh_scale(raw_s) * keep, t * keep
 
