@@ -85,6 +85,7 @@ def fake_npz(path, shape, levels=256, n_train=4, n_test=1):
 
 
 @pytest.mark.parametrize(("preset", "shape"), [("digits", (1, 8, 8)), ("mnist-small", (1, 28, 28)),
+                                               ("mnist-cpu", (1, 28, 28)),
                                                ("mnist", (1, 28, 28)), ("cifar10", (3, 32, 32)),
                                                ("celeba", (3, 64, 64))])
 def test_each_preset_model_trains_a_few_steps_on_cpu(tmp_path, preset, shape):
