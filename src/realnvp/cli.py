@@ -60,7 +60,15 @@ def _train_data(cfg):  # noqa: ANN001, ANN202 - returns numpy splits for picture
 
 
 def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
-    """samples.png (data beside samples), density.png (2-D only) and animation.gif for a vector run."""
+    """samples.png (data beside samples), density.png (2-D only) and animation.gif for a vector run;
+    an image run gets its sample grids and animation instead.
+
+    Example:
+        >>> import shutil
+        >>> run = shutil.copytree(run_dir, tmp / "moons")  # a copy: the pictures are written into the run
+        >>> [path.name for path in write_pictures(run, n=200)]
+        ['samples.png', 'density.png', 'animation.gif']
+    """
     import torch
 
     from realnvp.animate import animate
@@ -89,6 +97,14 @@ def write_pictures(run_dir: Path, n: int = 4000) -> list[Path]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """``realnvp train``: train, then evaluate the best weights into evaluation.json and draw the pictures.
+
+    Example:
+        >>> cmd_train(build_parser().parse_args(["train", "moons", "--out", str(tmp / "run"), "--steps", "20",
+        ...     "--quiet", "--no-pictures", "--set", "model.hidden=8", "--set", "data.n_train=500"]))
+        >>> sorted(path.name for path in (tmp / "run").iterdir())
+        ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
+    """
     from realnvp.config import load_config
     from realnvp.data import IMAGE_DATASETS
     from realnvp.distributed import teardown
@@ -130,6 +146,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    """``realnvp evaluate``: a run's metrics as an aligned table, or one JSON object with ``--json``.
+
+    Example:
+        >>> cmd_evaluate(build_parser().parse_args(["evaluate", str(run_dir)]))
+                             run: ...
+                            data: moons
+                             dim: 2
+                   test_nll_nats: ...
+                           steps: 60
+        ...
+    """
     from realnvp.evaluate import evaluate_run
 
     metrics = evaluate_run(args.run)
@@ -141,6 +168,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    """``realnvp sample``: draw from a run into a .npy array or a .png beside the training data.
+
+    Example:
+        >>> import numpy as np
+        >>> cmd_sample(build_parser().parse_args(["sample", str(run_dir), "-n", "100", "--temperature", "0.8",
+        ...                                       "-o", str(tmp / "samples.npy"), "--quiet"]))
+        >>> np.load(tmp / "samples.npy").shape
+        (100, 2)
+    """
     import numpy as np
     import torch
 
@@ -198,6 +234,14 @@ def _sample_images(flow, args: argparse.Namespace, out: Path) -> None:  # noqa: 
 
 
 def cmd_animate(args: argparse.Namespace) -> None:
+    """``realnvp animate``: base samples bent into data one coupling at a time, as a .gif (or .mp4).
+
+    Example:
+        >>> cmd_animate(build_parser().parse_args(["animate", str(run_dir), "-n", "100",
+        ...                                        "-o", str(tmp / "layers.gif"), "--quiet"]))
+        >>> (tmp / "layers.gif").read_bytes()[:6]
+        b'GIF89a'
+    """
     from realnvp.animate import animate
     from realnvp.checkpoint import load
 
@@ -228,6 +272,13 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``realnvp`` argument parser; each subcommand's ``func`` is the function that runs it.
+
+    Example:
+        >>> args = build_parser().parse_args(["sample", "runs/moons", "-o", "samples.png"])
+        >>> args.run, args.n, args.temperature, args.func is cmd_sample
+        ('runs/moons', None, 1.0, True)
+    """
     from realnvp.config import preset_names
 
     parser = _Parser(prog="realnvp", description="Real NVP normalizing flows: train, "
@@ -285,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` and return the exit code: 0 done, 2 bad input (one line on
+    stderr, no traceback), 130 interrupted.
+
+    Example:
+        >>> import contextlib
+        >>> main(["sample", str(run_dir), "-n", "10", "-o", str(tmp / "s.npy"), "--quiet"])
+        0
+        >>> with contextlib.redirect_stderr(sys.stdout):
+        ...     main(["sample", str(run_dir), "-o", str(tmp / "s.jpg")])
+        realnvp: error: output 's.jpg' must end in .png or .npy
+        2
+    """
     from realnvp.errors import UserError
 
     try:

@@ -18,6 +18,14 @@ from realnvp.errors import UserError
 
 @dataclass(frozen=True)
 class DistInfo:
+    """Where this process sits in the ``torchrun`` world; the default is a plain run, a world of one.
+
+    Example:
+        >>> info = DistInfo(rank=1, world_size=4, local_rank=1)
+        >>> info.is_main, info.enabled
+        (False, True)
+    """
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -34,7 +42,12 @@ class DistInfo:
 
 def setup(device: torch.device) -> DistInfo:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, rendezvous
-    in ``MASTER_ADDR``/``MASTER_PORT``); a plain run is a world of one. NCCL on CUDA, gloo on CPU."""
+    in ``MASTER_ADDR``/``MASTER_PORT``); a plain run is a world of one. NCCL on CUDA, gloo on CPU.
+
+    Example:
+        >>> setup(torch.device("cpu"))  # not under torchrun: no process group is created
+        DistInfo(rank=0, world_size=1, local_rank=0)
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
@@ -51,7 +64,16 @@ def setup(device: torch.device) -> DistInfo:
 
 
 def local_slice(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """This rank's contiguous share of a global batch (the global size must divide evenly)."""
+    """This rank's contiguous share of a global batch (the global size must divide evenly).
+
+    Example:
+        >>> local_slice(torch.arange(8), DistInfo(rank=1, world_size=4)).tolist()
+        [2, 3]
+        >>> local_slice(torch.arange(6), DistInfo(rank=0, world_size=4))
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: train.batch_size 6 must be divisible by the world size 4
+    """
     if not info.enabled:
         return batch
     if len(batch) % info.world_size:
@@ -61,7 +83,12 @@ def local_slice(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The average of ``value`` over all ranks (identity without a process group)."""
+    """The average of ``value`` over all ranks (identity without a process group).
+
+    Example:
+        >>> mean_over_ranks(torch.tensor([1.0, 3.0])).tolist()  # a world of one: unchanged
+        [1.0, 3.0]
+    """
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         value = value.clone()
         dist.all_reduce(value)
@@ -72,7 +99,13 @@ def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
 def global_moments(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and biased variance over ``dims`` of the batch gathered from every rank, differentiably, so
     flow batch norm sees the global batch and every rank keeps identical running averages. Two passes
-    (mean, then mean squared deviation), as in the single-process computation, for the same numerics."""
+    (mean, then mean squared deviation), as in the single-process computation, for the same numerics.
+
+    Example:
+        >>> mean, var = global_moments(torch.tensor([[1.0, 10.0], [3.0, 10.0]]), [0])
+        >>> mean.tolist(), var.tolist()  # keepdim: shaped to broadcast against the batch
+        ([[2.0, 10.0]], [[1.0, 0.0]])
+    """
     mean = x.mean(dim=dims, keepdim=True)
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return mean, ((x - mean) ** 2).mean(dim=dims, keepdim=True)
@@ -84,5 +117,12 @@ def global_moments(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torc
 
 
 def teardown(info: DistInfo) -> None:
+    """Leave the process group ``setup`` joined, if any (``cmd_train`` calls it once training ends).
+
+    Example:
+        >>> teardown(setup(torch.device("cpu")))  # a world of one: nothing to leave
+        >>> dist.is_initialized()
+        False
+    """
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

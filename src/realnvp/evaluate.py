@@ -21,7 +21,14 @@ def _chunk(flow: Flow, batch_size: int | None) -> int:
 
 @torch.inference_mode()
 def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> float:
-    """Mean negative log-likelihood per example in nats, in eval mode, over large batches."""
+    """Mean negative log-likelihood per example in nats, in eval mode, over large batches.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,))  # untrained: N(0, I)
+        >>> round(mean_nll(flow, torch.zeros(10, 2)), 4)  # log(2 pi) at the mode of a 2-D standard normal
+        1.8379
+    """
     flow.eval()
     total = 0.0
     batch_size = _chunk(flow, batch_size)
@@ -32,7 +39,13 @@ def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> floa
 
 @torch.inference_mode()
 def inverse_max_abs_error(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> float:
-    """``max |x - inverse(forward(x))|`` over ``x``: how exactly the flow inverts in practice."""
+    """``max |x - inverse(forward(x))|`` over ``x``: how exactly the flow inverts in practice.
+
+    Example:
+        >>> from realnvp import load
+        >>> inverse_max_abs_error(load(run_dir), torch.randn(1000, 2)) < 1e-4
+        True
+    """
     flow.eval()
     worst = 0.0
     batch_size = _chunk(flow, batch_size)
@@ -116,7 +129,15 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000
 
 
 def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """The metrics of a run's best weights on its own train and test splits."""
+    """The metrics of a run's best weights on its own train and test splits.
+
+    Example:
+        >>> metrics = evaluate_run(run_dir)
+        >>> metrics["data"], metrics["dim"], metrics["steps"], metrics["n_train"], metrics["n_test"]
+        ('moons', 2, 60, 1800, 1000)
+        >>> sorted(key for key in metrics if "nll" in key), metrics["inverse_max_abs_error"] < 1e-4
+        (['test_nll_nats', 'test_nll_nats_per_dim', 'train_nll_nats', 'val_nll_nats'], True)
+    """
     from realnvp.checkpoint import BEST, CHECKPOINT, flow_from_state, load_checkpoint
     from realnvp.data import load_splits
 

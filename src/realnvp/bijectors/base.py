@@ -21,6 +21,20 @@ class Bijector(nn.Module):
 
     Subclasses create accumulators with ``x.new_zeros`` so everything follows the input's device
     and dtype.
+
+    Example:
+        >>> import math, torch
+        >>> class Double(Bijector):  # z = 2x: log|det dz/dx| = D log 2 per example
+        ...     def forward(self, x):
+        ...         return 2 * x, x.new_full((len(x),), x[0].numel() * math.log(2))
+        ...     def inverse(self, z):
+        ...         return z / 2, z.new_full((len(z),), -z[0].numel() * math.log(2))
+        >>> z, log_det = Double()(torch.ones(3, 2))
+        >>> z[0].tolist(), round(log_det[0].item(), 4)
+        ([2.0, 2.0], 1.3863)
+        >>> x, inverse_log_det = Double().inverse(z)
+        >>> x[0].tolist(), (log_det + inverse_log_det).tolist()  # the log-dets cancel
+        ([1.0, 1.0], [0.0, 0.0, 0.0])
     """
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract

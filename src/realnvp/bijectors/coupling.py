@@ -18,7 +18,17 @@ LOG_SCALE_MAX = 10.0
 class TanhScale(nn.Module):
     """``s = clamp(scale * tanh(raw_s), -LOG_SCALE_MAX, LOG_SCALE_MAX)`` with a learned ``scale``
     (paper, section 3.2): bounds each layer's log-scale so ``exp(s)`` cannot blow up, while ``scale``
-    lets it grow where the data needs it. ``scale`` is what the optional L2 penalty acts on."""
+    lets it grow where the data needs it. ``scale`` is what the optional L2 penalty acts on.
+
+    Example:
+        >>> import torch
+        >>> layer = TanhScale((2,))  # scale starts at 1, so s = tanh(raw_s) lies in (-1, 1)
+        >>> layer(torch.tensor([[0.0, 100.0]])).tolist()
+        [[0.0, 1.0]]
+        >>> _ = torch.nn.init.constant_(layer.scale, 50.0)  # a scale grown past the hard bound
+        >>> layer(torch.tensor([[0.0, 100.0]])).tolist()  # clamped at LOG_SCALE_MAX
+        [[0.0, 10.0]]
+    """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -88,6 +98,18 @@ class MaskedAffineCoupling(Bijector):
     ``mask`` broadcasts against the event shape ``[C, H, W]`` (checkerboard ``[1, H, W]`` or
     channel-wise ``[C, 1, 1]``). ``conditioner`` maps ``[B, C, H, W]`` to ``[B, 2C, H, W]``.
     ``s`` and ``t`` are masked before use, so the passing half is untouched and its log-det is 0.
+
+    Example:
+        >>> import torch
+        >>> from realnvp.bijectors import MaskedAffineCoupling, checkerboard_mask
+        >>> layer = MaskedAffineCoupling(checkerboard_mask(4, 4, 0), torch.nn.Conv2d(1, 2, 3, padding=1), 1)
+        >>> x = torch.randn(2, 1, 4, 4)
+        >>> z, log_det = layer(x)
+        >>> passing = layer.mask.bool().expand_as(x)
+        >>> torch.equal(z[passing], x[passing]), torch.allclose(layer.inverse(z)[0], x, atol=1e-6)
+        (True, True)
+        >>> log_det.shape
+        torch.Size([2])
     """
 
     def __init__(self, mask: Tensor, conditioner: nn.Module, channels: int) -> None:

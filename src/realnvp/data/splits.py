@@ -15,6 +15,14 @@ from realnvp.errors import UserError
 
 @dataclass
 class Splits:
+    """Train, validation and test arrays of one dataset (``[N, D]`` vectors or ``[N, C, H, W]`` pixels).
+
+    Example:
+        >>> splits = load_splits(DataConfig(name="digits"))  # 8x8 digits, 17 grey levels
+        >>> splits.train.shape[1:], splits.train.dtype, splits.n_levels
+        ((1, 8, 8), dtype('uint8'), 17)
+    """
+
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
@@ -23,7 +31,15 @@ class Splits:
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Toy sets draw train and test independently (seeds ``seed`` and ``seed + 1``, as in the moons
-    protocol); files are split by a seeded permutation. Validation comes out of the training split."""
+    protocol); files are split by a seeded permutation. Validation comes out of the training split.
+
+    Example:
+        >>> splits = load_splits(DataConfig(name="moons", n_train=1000, n_test=500))
+        >>> splits.train.shape, splits.val.shape, splits.test.shape  # 10% of train held out
+        ((900, 2), (100, 2), (500, 2))
+        >>> np.array_equal(splits.train, load_splits(DataConfig(name="moons", n_train=1000, n_test=500)).train)
+        True
+    """
     n_levels = 0
     if cfg.name in IMAGE_DATASETS:
         images = load_images(cfg)

@@ -15,7 +15,18 @@ __all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale
 
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
                 scale: torch.Tensor | None = None) -> Flow:
-    """The ``Flow`` a model config describes, for examples of ``event_shape``."""
+    """The ``Flow`` a model config describes, for examples of ``event_shape``.
+
+    Example:
+        >>> from realnvp.config import ModelConfig
+        >>> flow = build_model(ModelConfig(n_couplings=2, hidden=(16,)), (3,))
+        >>> flow.event_shape, flow.log_prob(torch.zeros(4, 3)).shape
+        ((3,), torch.Size([4]))
+        >>> build_model(ModelConfig(kind="vector"), (1, 8, 8))
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: the vector model needs flat examples, got shape (1, 8, 8)
+    """
     if cfg.kind == "vector":
         if len(event_shape) != 1:
             raise UserError(f"the vector model needs flat examples, got shape {event_shape}")
