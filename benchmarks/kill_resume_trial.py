@@ -202,7 +202,7 @@ def main() -> None:
     lifetime = time.perf_counter() - t1
     repeat = differences(ref, root / "reference2")
     print(f"reference run: {t1 - t0:.1f} s (with fork-server start), repeat {lifetime:.1f} s, "
-          f"repeat identical: {not repeat} {repeat or ''}", flush=True)
+          f"repeat identical: {not repeat}{' ' + ', '.join(repeat) if repeat else ''}", flush=True)
     passed = 0
     for i in range(args.trials):
         rng = random.Random(args.seed * 1000 + i)
