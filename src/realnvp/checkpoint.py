@@ -24,7 +24,14 @@ CONFIG = "config.json"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``: a crash at
-    any moment leaves either the old file or the new one, never a torn one."""
+    any moment leaves either the old file or the new one, never a torn one.
+
+    Example:
+        >>> atomic_write_bytes(tmp / "notes.txt", b"first")
+        >>> atomic_write_bytes(tmp / "notes.txt", b"second")
+        >>> (tmp / "notes.txt").read_bytes(), sorted(p.name for p in tmp.glob("*notes*"))  # no temporary left
+        (b'second', ['notes.txt'])
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -56,7 +63,13 @@ def fsync_dir(directory: Path) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to memory, then an atomic write."""
+    """``torch.save`` to memory, then an atomic write.
+
+    Example:
+        >>> save_checkpoint(tmp / "state.pt", {"model": {"w": torch.ones(2)}, "config": {}, "step": 3})
+        >>> load_checkpoint(tmp / "state.pt")["model"]["w"].tolist()
+        [1.0, 1.0]
+    """
     import io
 
     buffer = io.BytesIO()
@@ -66,7 +79,18 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load with ``weights_only=True`` (tensors and plain containers only: a crafted file cannot run
-    code); a missing, truncated or tampered file is a ``UserError``."""
+    code); a missing, truncated or tampered file is a ``UserError``.
+
+    Example:
+        >>> load_checkpoint(run_dir / "best.pt")["step"]
+        60
+        >>> (tmp / "torn.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])  # a cut-off copy
+        100
+        >>> load_checkpoint(tmp / "torn.pt")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: corrupt or truncated checkpoint .../torn.pt: File is not a zip file
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -96,19 +120,45 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
+    """``run_dir/config.json``, atomically: the settings a run was trained with, readable by anyone.
+
+    Example:
+        >>> cfg = Config.from_dict({"train": {"steps": 100}})
+        >>> write_config(tmp, cfg)
+        >>> Config.from_dict(json.loads((tmp / "config.json").read_text())) == cfg
+        True
+    """
     atomic_write_bytes(run_dir / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
 
 
 def build_flow(cfg: Config, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
                scale: torch.Tensor | None = None) -> Flow:
-    """The model a config describes (weights freshly initialised)."""
+    """The model a config describes (weights freshly initialised).
+
+    Example:
+        >>> flow = build_flow(Config.from_dict({"model": {"n_couplings": 2, "hidden": [16]}}), (2,))
+        >>> flow.n_params()  # 2 couplings x (MLP 1 -> 16 -> 2: 32 + 34 weights, 1 tanh scale)
+        134
+    """
     from realnvp.models import build_model
 
     return build_model(cfg.model, event_shape, loc, scale)
 
 
 def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
-    """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``."""
+    """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``.
+
+    Example:
+        >>> state = load_checkpoint(run_dir / "best.pt")
+        >>> flow, cfg = flow_from_state(state, run_dir / "best.pt")
+        >>> cfg.data.name, flow.event_shape, flow.n_params() == state["n_params"]
+        ('moons', (2,), True)
+        >>> state["config"]["model"]["hidden"] = [32, 32]  # weights no longer fit the config
+        >>> flow_from_state(state, run_dir / "best.pt")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: .../best.pt does not match its own config: size mismatch for ...
+    """
     cfg = Config.from_dict(state["config"], origin=str(path))
     event_shape = tuple(int(d) for d in state["event_shape"])
     flow = build_flow(cfg, event_shape)
@@ -126,9 +176,10 @@ def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
     ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint).
 
     Example:
-        >>> import realnvp  # doctest: +SKIP
-        >>> flow = realnvp.load("runs/moons")  # doctest: +SKIP
-        >>> flow.log_prob(torch.zeros(1, 2)), flow.sample(10)  # doctest: +SKIP
+        >>> import realnvp
+        >>> flow = realnvp.load(run_dir)  # e.g. realnvp.load("runs/moons")
+        >>> flow.log_prob(torch.zeros(1, 2)).shape, flow.sample(10).shape, flow.training
+        (torch.Size([1]), torch.Size([10, 2]), False)
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
