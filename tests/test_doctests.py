@@ -21,12 +21,6 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(realnvp.__path__, "realnv
                  if not m.name.endswith("__main__"))  # __main__ runs the CLI on import
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-# Public names still waiting for an example (their modules were being rewritten when this test was
-# written). The list may only shrink: a name that gains an example must be removed from it.
-PENDING = {
-    "realnvp.train.TrainResult", "realnvp.train.resolve_device", "realnvp.train.lr_factor", "realnvp.train.train",
-}
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
@@ -74,11 +68,6 @@ def has_example(qualified: str) -> bool:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_every_public_object_has_an_example(name):
-    missing = [q for q in public_objects(name) if not has_example(q) and q not in PENDING]
+    missing = [q for q in public_objects(name) if not has_example(q)]
     assert not missing, f"public without a docstring example: {', '.join(missing)}"
 
-
-def test_pending_list_only_shrinks():
-    everything = {q for name in MODULES for q in public_objects(name)}
-    stale = sorted(q for q in PENDING if q not in everything or has_example(q))
-    assert not stale, f"remove from PENDING (gone or now documented): {', '.join(stale)}"

@@ -27,6 +27,16 @@ from realnvp.validation import check_settings
 
 @dataclass
 class TrainResult:
+    """What ``train`` hands back: the flow, where and why training stopped, and this process's rank.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> cfg = load_config("moons", ["train.steps=20", "model.hidden=8", "data.n_train=500"])
+        >>> result = train(cfg, tmp / "result", progress=False, log=lambda *args: None)
+        >>> result.step, result.stop_reason, result.dist.is_main, result.flow.training
+        (20, 'reached 20 steps', True, False)
+    """
+
     flow: Flow  # the best-validation weights (or the last ones when there is no validation split)
     step: int
     stop_reason: str
@@ -35,6 +45,17 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a ``torch.device``: "auto" picks CUDA when present; asking for a missing GPU
+    or an unknown device is a ``UserError``.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("tpu")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: unknown device 'tpu'; expected auto, cpu or cuda
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -45,7 +66,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def lr_factor(step: int, cfg: Config) -> float:
-    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``."""
+    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``.
+
+    Example:
+        >>> cfg = Config.from_dict({"train": {"steps": 1000, "warmup_steps": 100, "lr_schedule": "cosine"}})
+        >>> [round(lr_factor(step, cfg), 3) for step in (0, 99, 500, 1000)]
+        [0.01, 0.976, 0.5, 0.0]
+    """
     t = cfg.train
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
     if t.lr_schedule == "cosine":
@@ -80,7 +107,19 @@ def _make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
           log: Any = print) -> TrainResult:
-    """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``."""
+    """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> cfg = load_config("moons", ["train.steps=20", "model.hidden=8", "data.n_train=500"])
+        >>> train(cfg, tmp / "moons", progress=False, log=lambda *args: None).step
+        20
+        >>> sorted(path.name for path in (tmp / "moons").iterdir())
+        ['best.pt', 'checkpoint.pt', 'config.json', 'metrics.jsonl']
+        >>> cfg.train.steps = 30  # more steps: resume=True (--resume) continues from checkpoint.pt
+        >>> train(cfg, tmp / "moons", resume=True, progress=False, log=lambda *args: None).step
+        30
+    """
     run_dir = Path(run_dir)
     t = cfg.train
     check_settings(cfg)
