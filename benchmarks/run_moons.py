@@ -11,6 +11,7 @@ before it started) so a table can be rebuilt with ``--table-only``.
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -58,7 +59,12 @@ def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) ->
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
     if args.quick:
         env["PEERS_SMOKE"] = "1"
-    before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": cpu_busy()}
+    waited, busy = 0.0, cpu_busy()
+    while busy > 0.15 and waited < args.wait_idle:  # as the peers' run_all.sh: start on an idle machine
+        time.sleep(8)
+        waited += 10
+        busy = cpu_busy()
+    before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": busy, "waited_s": waited}
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -72,6 +78,14 @@ def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) ->
 
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def mean_nll(values: list[float | None]) -> str:
+    """Mean over the seeds; a diverged (NaN) run is left out and the count of those is shown."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    diverged = sum(v is not None and not math.isfinite(v) for v in values)
+    text = fmt(statistics.mean(finite), ".3f") if finite else "NaN"
+    return text + (f" ({diverged} NaN run{'s' * (diverged > 1)} left out)" if diverged and finite else "")
 
 
 def table(rows: list[dict]) -> str:
@@ -97,7 +111,7 @@ def table(rows: list[dict]) -> str:
                         if "steps" in next(iter(mine.values())) else "")
         out.append(f"| {name} | {next(iter(mine.values()))['params']:,} | "
                    + " | ".join(fmt(v, ".3f") for v in nll)
-                   + f" | {fmt(statistics.mean(v for v in nll if v is not None), '.3f')} | {per_seed_ms} | "
+                   + f" | {mean_nll(nll)} | {per_seed_ms} | "
                    f"{fmt(mean_ms, '.1f')} | {fmt(ratio, '.2f')} | {walls:.0f} |")
     loads = [r["loadavg_1m_before"] for r in rows]
     busy = [r["cpu_busy_before"] for r in rows]
@@ -118,6 +132,10 @@ def main() -> None:
                         help="the peers' venv interpreter (torch 2.13.0 CPU, normflows, nflows, zuko, jax)")
     parser.add_argument("--jsonl", type=Path, default=None, help="append each run's JSON line here")
     parser.add_argument("--table-only", action="store_true", help="print the table of an existing --jsonl")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the (implementation, seed) runs already in --jsonl and include them in the table")
+    parser.add_argument("--wait-idle", type=float, default=300.0,
+                        help="before each run wait up to this many seconds for the CPU to be idle (busy < 15%%)")
     args = parser.parse_args()
     labels = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(labels) - set(RUNS))
@@ -132,9 +150,16 @@ def main() -> None:
         parser.error(f"{args.python} not found: set up the peers' venv (benchmarks/README.md) or pass --python")
     print(f"# moons protocol, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seeds {args.seeds}"
           + (", QUICK (150 steps)" if args.quick else ""), file=sys.stderr)
+    if args.resume and args.jsonl is None:
+        parser.error("--resume needs --jsonl")
     rows: list[dict] = []
+    if args.resume and args.jsonl.exists():
+        rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
+        rows = [r for r in rows if "error" not in r]
     for seed in (int(s) for s in args.seeds.split(",")):
         for label in labels:
+            if any(r.get("label") == label and r["seed"] == seed for r in rows):
+                continue
             ref_wall = [r["wall_s"] for r in rows if r.get("label") == REFERENCE and r["seed"] == seed]
             result = run_one(label, seed, args, budget_s=ref_wall[0] if ref_wall else 100.0)
             rows.append(result)
