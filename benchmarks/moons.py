@@ -29,7 +29,7 @@ from realnvp.config import load_config
 from realnvp.data import load_splits, make_toy
 from realnvp.evaluate import mean_nll
 from realnvp.models import build_model
-from realnvp.train import _make_optimizer, train
+from realnvp.train import make_optimizer, train
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path(__file__).resolve().parents[2] / "shared/benchmarks/peers"))
 sys.path.insert(0, str(PEERS_DIR))
@@ -60,7 +60,7 @@ def run_protocol(compile_step: bool, conditioner: str) -> None:
         from pwl_mlp import use_scalar_input_conditioners
 
         assert use_scalar_input_conditioners(flow) == cfg.model.n_couplings
-    optimizer = _make_optimizer(flow, cfg)
+    optimizer = make_optimizer(flow, cfg)
     train_x, test_x = torch.from_numpy(train_np), torch.from_numpy(test_np)
     log_prob = torch.compile(flow.log_prob) if compile_step else flow.log_prob
     flow.train()

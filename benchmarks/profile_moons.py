@@ -26,7 +26,7 @@ from moons import common, protocol_data  # the protocol's data, checked against 
 
 from realnvp.config import load_config
 from realnvp.models import build_model
-from realnvp.train import _make_optimizer
+from realnvp.train import make_optimizer
 
 HIDDEN, BATCH, COUPLINGS = 512, 256, 4
 # One step: 4 couplings x (forward + grad-input + grad-weight) GEMMs of BATCH x HIDDEN x HIDDEN.
@@ -75,7 +75,7 @@ def make_step(variant: str) -> Callable[[int], float]:
         from pwl_mlp import use_scalar_input_conditioners
 
         use_scalar_input_conditioners(flow)
-    optimizer = _make_optimizer(flow, cfg)
+    optimizer = make_optimizer(flow, cfg)
     log_prob = flow.log_prob
     if variant.endswith("compile"):
         log_prob = torch.compile(flow.log_prob)

@@ -100,8 +100,19 @@ def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_
     return random_hflip(y, generator) if flip else y
 
 
-def _make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
-    # The fused kernel updates all parameters in one pass (measured: ~4 ms/step less on moons).
+def make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
+    """The optimizer ``train`` uses: Adam with ``train.lr`` and ``train.weight_decay``, as the fused
+    kernel that updates every parameter in one pass (measured ~4 ms/step less on moons). Public so
+    benchmarks and custom loops step exactly as ``realnvp train`` does.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> from realnvp.models import build_model
+        >>> cfg = load_config("moons-tutorial", ["model.hidden=8"])
+        >>> optimizer = make_optimizer(build_model(cfg.model, (2,)), cfg)
+        >>> type(optimizer).__name__, optimizer.defaults["lr"], optimizer.defaults["fused"]
+        ('Adam', 0.001, True)
+    """
     return torch.optim.Adam(flow.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=True)
 
 
@@ -159,7 +170,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
     flow = build_flow(cfg, event_shape, loc, scale).to(device)
-    optimizer = _make_optimizer(flow, cfg)
+    optimizer = make_optimizer(flow, cfg)
     batches = torch.Generator(device=device).manual_seed(t.seed)
     step, elapsed, best_val, stale = 0, 0.0, math.inf, 0
 
