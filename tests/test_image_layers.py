@@ -1,5 +1,7 @@
 """Every image layer through the shared battery (tests/checks.py) on tiny images, train and eval."""
 
+import copy
+
 import pytest
 import torch
 
@@ -127,6 +129,22 @@ def test_resnet_starts_at_zero_and_checkpointing_changes_nothing():
     for p, g in zip(net.parameters(), grads):
         torch.testing.assert_close(p.grad, g)
     assert any("parametrizations.weight" in name for name, _ in net.named_parameters())  # weight norm
+
+
+def test_checkpointing_folds_each_batch_into_batch_norm_statistics_once():
+    torch.manual_seed(0)
+    plain = ResNet(3, 6, hidden=8, n_blocks=2, norm="batch")
+    perturb_(plain)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.checkpoint = True
+    for _ in range(3):
+        x = torch.randn(4, 3, 4, 4)
+        plain(x).square().sum().backward()
+        checkpointed(x).square().sum().backward()  # forward, then recomputed inside the backward
+    buffers = dict(checkpointed.named_buffers())
+    assert any("running_mean" in name for name in buffers)
+    for name, reference in plain.named_buffers():
+        torch.testing.assert_close(buffers[name], reference, msg=name)
 
 
 def test_dequantize_and_flip():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
 import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
@@ -78,8 +81,8 @@ class ResNet(nn.Module):
 
     ``checkpoint=True`` recomputes the network's activations during the backward pass instead of
     storing them (``torch.utils.checkpoint``): less memory for deep models on big images, about one
-    more forward pass of compute. With batch norm inside, the recomputation folds each batch into the
-    running statistics twice (harmless; use instance norm where that matters).
+    more forward pass of compute. The recomputation leaves batch norm's running statistics alone, so
+    each batch is folded in once, as without checkpointing.
 
     Example:
         >>> import torch
@@ -100,5 +103,22 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.checkpoint and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(self.net, x, use_reentrant=False)
+            return torch.utils.checkpoint.checkpoint(self.net, x, use_reentrant=False,
+                                                     context_fn=lambda: (nullcontext(), _frozen_running_stats(self)))
         return self.net(x)
+
+
+@contextmanager
+def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Batch norms inside ``module`` normalise with batch statistics as usual but leave their running
+    averages unchanged (momentum 0), for checkpointing's recomputation of a forward already counted."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
