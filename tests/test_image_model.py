@@ -93,7 +93,8 @@ def test_each_preset_model_trains_a_few_steps_on_cpu(tmp_path, preset, shape):
     levels = 17 if preset == "digits" else 256
     data = fake_npz(tmp_path / "data.npz", shape[1:] if shape[0] == 1 else shape, levels)
     cfg = load_config(preset, [f"data.path={data}", "train.steps=2", "train.batch_size=2", "train.eval_every=2",
-                               "train.device=cpu", "data.val_fraction=0.25", "data.test_draws=1"])
+                               "train.device=cpu", "data.val_fraction=0.25", "data.test_draws=1",
+                               "train.compile=false"])  # compilation: tests/test_compile.py
     result = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
     assert result.step == 2 and np.isfinite(result.best_val_nll)
     metrics = evaluate_run(tmp_path / "run")

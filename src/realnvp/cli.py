@@ -119,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                       (args.seed, "train.seed"), (args.device, "train.device")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    if args.compile:
-        overrides.append("train.compile=true")
+    if args.compile is not None:
+        overrides.append(f"train.compile={str(args.compile).lower()}")
     cfg = load_config(args.config, overrides)
     run_dir = Path(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. model.hidden=256,256")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="torch.compile the model for training (default: the preset's train.compile)")
     p.add_argument("--no-pictures", action="store_true", help="skip samples.png, density.png and animation.gif")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON line")

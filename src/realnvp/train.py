@@ -190,7 +190,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     flow.to(memory_format=memory_format)
     # DDP hooks ``forward``, so training calls the model and adds the base density itself.
     model = torch.nn.parallel.DistributedDataParallel(flow, broadcast_buffers=False) if info.enabled else flow
-    model = torch.compile(model) if t.compile else model
+    model = CompiledOrEager(model, log) if t.compile else model
 
     def batch_nll(x: torch.Tensor) -> torch.Tensor:
         # bf16 autocast reaches only the s/t networks' matmuls and convolutions: the couplings cast s and t
@@ -284,6 +284,36 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     best = load_checkpoint(run_dir / BEST)
     flow.load_state_dict(best["model"])
     return TrainResult(flow.eval(), step, stop_reason, best_val, info)
+
+
+class CompiledOrEager:
+    """``torch.compile(model)``, falling back to the eager model, with one line saying why, when the
+    first call fails to compile (e.g. no C compiler for Inductor on this CPU). Later errors propagate.
+
+    Example:
+        >>> model = CompiledOrEager(torch.nn.Linear(2, 1), log=print)
+        >>> model(torch.zeros(3, 2)).shape
+        torch.Size([3, 1])
+    """
+
+    def __init__(self, model: torch.nn.Module, log: Any) -> None:
+        self.model, self.compiled, self.log = model, torch.compile(model), log
+        self.working: bool | None = None  # unknown until the first call
+
+    def __call__(self, *args: Any) -> Any:
+        if self.working is False:
+            return self.model(*args)
+        try:
+            out = self.compiled(*args)
+        except Exception as exc:  # noqa: BLE001 (compiler failures come as many exception types)
+            if self.working:
+                raise
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.log(f"torch.compile failed ({type(exc).__name__}: {reason}); training without it")
+            self.working = False
+            return self.model(*args)
+        self.working = True
+        return out
 
 
 def _budget_used(elapsed: float, budget: float, info: DistInfo) -> bool:

@@ -1,0 +1,54 @@
+"""``train.compile``: the compiled step gives the eager step's numbers, and a compiler that fails falls
+back to eager training with one line saying why."""
+
+import json
+
+import pytest
+import torch
+
+import realnvp.train
+from realnvp.config import load_config
+from realnvp.train import train
+
+TINY = ["model.hidden=16,16", "model.n_couplings=2", "train.steps=30", "train.eval_every=10",
+        "train.time_budget=0", "data.n_train=1000", "data.n_test=200"]
+
+
+def val_curve(run_dir) -> list[float]:
+    return [json.loads(line)["val_nll"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    eager = train(load_config("moons", TINY), tmp_path / "eager", progress=False, log=lambda *a: None)
+    messages = []
+    compiled = train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "compiled", progress=False,
+                     log=messages.append)
+    assert not any("torch.compile failed" in m for m in messages), messages
+    assert compiled.step == eager.step == 30
+    # Same maths, different kernels: float rounding only.
+    assert val_curve(tmp_path / "compiled") == pytest.approx(val_curve(tmp_path / "eager"), abs=1e-4)
+
+
+def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
+    def broken_compile(model):
+        def call(*args):
+            raise RuntimeError("InductorError: no working C++ compiler found\n(long traceback)")
+        return call
+
+    monkeypatch.setattr(realnvp.train.torch, "compile", broken_compile)
+    messages = []
+    train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "fallback", progress=False,
+          log=messages.append)
+    monkeypatch.undo()
+    train(load_config("moons", TINY), tmp_path / "eager", progress=False, log=lambda *a: None)
+    failures = [m for m in messages if m.startswith("torch.compile failed")]
+    assert failures == ["torch.compile failed (RuntimeError: InductorError: no working C++ compiler found); "
+                        "training without it"]
+    assert val_curve(tmp_path / "fallback") == val_curve(tmp_path / "eager")  # eager maths, bit for bit
+
+
+def test_errors_after_a_working_compile_propagate():
+    model = realnvp.train.CompiledOrEager(torch.nn.Linear(2, 1), log=print)
+    model(torch.zeros(3, 2))
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(3, 5))  # a genuine shape error is not hidden behind a fallback
