@@ -43,6 +43,17 @@ def test_coupling_starts_as_identity():
     assert torch.all(log_det == 0)
 
 
+def test_scale_init_bounds_the_log_scale_and_keeps_the_layer_exact():
+    torch.manual_seed(0)
+    net = MLP(1, 2, hidden=(8,))
+    layer = AffineCoupling(alternating_mask(2, 0), net, scale_init=2.0)
+    torch.nn.init.constant_(net[-1].bias, 50.0)  # raw s far into tanh's saturation
+    x = torch.randn(6, 2)
+    _, log_det = layer(x)
+    torch.testing.assert_close(log_det, torch.full((6,), 2.0))  # |s| reaches scale_init, not 1
+    check_bijector(perturb_(layer), x)
+
+
 def test_standardize():
     check_bijector(Standardize(torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])), torch.randn(6, 2))
 

@@ -8,7 +8,7 @@ from realnvp.config import Config
 from realnvp.errors import UserError
 
 POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.eval_every", "train.max_bad_steps",
-            "model.n_couplings")
+            "model.n_couplings", "model.scale_init")
 NON_NEGATIVE = ("train.warmup_steps", "train.weight_decay", "train.scale_l2", "train.grad_clip",
                 "train.patience", "train.time_budget")
 CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda"),

@@ -30,9 +30,9 @@ class TanhScale(nn.Module):
         [[0.0, 10.0]]
     """
 
-    def __init__(self, shape: tuple[int, ...]) -> None:
+    def __init__(self, shape: tuple[int, ...], init: float = 1.0) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.ones(shape))
+        self.scale = nn.Parameter(torch.full(shape, float(init)))
 
     def forward(self, raw_s: Tensor) -> Tensor:
         return (self.scale * torch.tanh(raw_s)).clamp(-LOG_SCALE_MAX, LOG_SCALE_MAX)
@@ -47,7 +47,8 @@ class AffineCoupling(Bijector):
     coupling: ``mask`` (``[C]``) marks the passing channels and ``conditioner`` maps ``[B, c, H, W]``
     to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
     identity. Only ``x_a`` is fed to the conditioner (no multiplied-out zeros), so its size is exactly
-    that of the paper's ``s`` and ``t``.
+    that of the paper's ``s`` and ``t``. ``scale_init`` is the learned tanh scale's starting value:
+    the largest ``|s|`` the layer can reach before training grows it.
 
     Example:
         >>> import torch
@@ -59,7 +60,7 @@ class AffineCoupling(Bijector):
         torch.Size([5])
     """
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module, event_rank: int = 1) -> None:
+    def __init__(self, mask: Tensor, conditioner: nn.Module, event_rank: int = 1, scale_init: float = 1.0) -> None:
         super().__init__()
         mask = mask.bool()
         if mask.dim() != 1 or mask.all() or not mask.any():
@@ -71,7 +72,7 @@ class AffineCoupling(Bijector):
         self.register_buffer("unperm", torch.argsort(torch.cat([self.idx_a, self.idx_b])))
         self.conditioner = conditioner
         # One learned scale per transformed coordinate (vectors) or channel (images).
-        self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1))
+        self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1), scale_init)
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
         # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
@@ -98,6 +99,7 @@ class MaskedAffineCoupling(Bijector):
     ``mask`` broadcasts against the event shape ``[C, H, W]`` (checkerboard ``[1, H, W]`` or
     channel-wise ``[C, 1, 1]``). ``conditioner`` maps ``[B, C, H, W]`` to ``[B, 2C, H, W]``.
     ``s`` and ``t`` are masked before use, so the passing half is untouched and its log-det is 0.
+    ``scale_init`` as in ``AffineCoupling``.
 
     Example:
         >>> import torch
@@ -112,11 +114,11 @@ class MaskedAffineCoupling(Bijector):
         torch.Size([2])
     """
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module, channels: int) -> None:
+    def __init__(self, mask: Tensor, conditioner: nn.Module, channels: int, scale_init: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("mask", mask.float())
         self.conditioner = conditioner
-        self.tanh_scale = TanhScale((channels, 1, 1))
+        self.tanh_scale = TanhScale((channels, 1, 1), scale_init)
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
         raw_s, t = self.conditioner(x_a).to(x_a.dtype).chunk(2, dim=1)  # fp32 s, t under bf16 autocast

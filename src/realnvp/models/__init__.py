@@ -35,14 +35,14 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             loc, scale = torch.zeros(dim), torch.ones(dim)
         try:
             return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
-                                     cfg.bn_momentum, loc, scale)
+                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     if cfg.kind == "image":
         try:
             return build_image_flow(event_shape, cfg.n_scales, cfg.feature_maps, cfg.n_blocks, cfg.conditioner_norm,
                                     cfg.scale_couplings, cfg.final_couplings, cfg.batch_norm, cfg.bn_momentum,
-                                    cfg.logit, cfg.logit_alpha, cfg.checkpoint)
+                                    cfg.logit, cfg.logit_alpha, cfg.checkpoint, cfg.scale_init)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")

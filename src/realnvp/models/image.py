@@ -58,6 +58,7 @@ def build_image_flow(
     logit: str = "symmetric",
     logit_alpha: float = 0.05,
     checkpoint: bool = False,
+    scale_init: float = 1.0,
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
@@ -89,7 +90,7 @@ def build_image_flow(
     def checkerboard(c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
         layers: list[Bijector] = []
         for i in range(count):
-            coupling = MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), net(c, 2 * c, scale), c)
+            coupling = MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), net(c, 2 * c, scale), c, scale_init)
             layers += with_norm(coupling, c)
         return layers
 
@@ -98,7 +99,7 @@ def build_image_flow(
         for i in range(count):
             mask = half_mask(c, i % 2)
             n_pass = int(mask.sum())
-            layers += with_norm(AffineCoupling(mask, net(n_pass, 2 * (c - n_pass), scale), event_rank=3), c)
+            layers += with_norm(AffineCoupling(mask, net(n_pass, 2 * (c - n_pass), scale), 3, scale_init), c)
         return layers
 
     def level(c: int, h: int, w: int, scale: int) -> Chain:

@@ -22,6 +22,7 @@ def build_vector_flow(
     loc: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
     mask_seed: int = 0,
+    scale_init: float = 1.0,
 ) -> Flow:
     """A vector Real NVP: ``[Standardize] -> (coupling [-> batch norm]) x n_couplings``.
 
@@ -34,6 +35,8 @@ def build_vector_flow(
         batch_norm: insert a running-average batch-norm layer after each coupling but the last.
         loc, scale: the training data's mean and std; stored as a fixed first layer so every
             log-likelihood is reported in the data's own units.
+        scale_init: starting value of each coupling's learned tanh scale (the bound on ``|s|`` until
+            training grows it); 2-D toys with thin structure train faster from 2 than from 1.
 
     Example:
         >>> flow = build_vector_flow(dim=5, n_couplings=6, hidden=(32,), mask="random")
@@ -56,7 +59,7 @@ def build_vector_flow(
             random_layer_mask = random_mask(dim, generator) if i % 2 == 0 else ~random_layer_mask
             m = random_layer_mask
         n_pass = int(m.sum())
-        layers.append(AffineCoupling(m, MLP(n_pass, 2 * (dim - n_pass), hidden)))
+        layers.append(AffineCoupling(m, MLP(n_pass, 2 * (dim - n_pass), hidden), scale_init=scale_init))
         if batch_norm and i < n_couplings - 1:
             layers.append(BatchNormFlow((dim,), momentum=bn_momentum))
     return Flow(Chain(layers), (dim,))
