@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from moons import common, protocol_data  # the protocol's data, checked against the peers' (sets up sys.path)
+from profile_images import median_seconds  # same folder
 
 from realnvp.config import load_config
 from realnvp.models import build_model
@@ -38,17 +39,6 @@ KINDS = {  # profiler op name -> kind of work
     "aten::index": "copies (index, cat, contiguous)", "aten::cat": "copies (index, cat, contiguous)",
     "aten::_index_put_impl_": "copies (index, cat, contiguous)",
 }
-
-
-def median_seconds(fn: Callable[[], object], reps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def gemm_rates() -> None:
