@@ -138,16 +138,26 @@ def breakdown(step: Callable[[], float], steps: int) -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
+    print(f"## Profile of the eager step ({steps} steps, self time per kind of op)\n")
+    print_by_kind(self_time_by_kind(prof, KINDS), steps)
+    print()
+
+
+def self_time_by_kind(prof: "torch.profiler.profile", kinds: dict[str, str]) -> dict[str, float]:
+    """Profiler self CPU time (microseconds) summed per kind of op; ops not in ``kinds`` count as overhead."""
     per_kind: dict[str, float] = defaultdict(float)
     for event in prof.key_averages():
         if event.self_cpu_time_total > 0:
-            per_kind[KINDS.get(event.key, "other ops + Python/autograd overhead")] += event.self_cpu_time_total
+            per_kind[kinds.get(event.key, "other ops + Python/autograd overhead")] += event.self_cpu_time_total
+    return per_kind
+
+
+def print_by_kind(per_kind: dict[str, float], steps: int) -> None:
+    """The markdown table of ``self_time_by_kind``: ms per step and share, largest first."""
     total = sum(per_kind.values())
-    print(f"## Profile of the eager step ({steps} steps, self time per kind of op)\n")
-    print("| kind | ms/step | share |\n| --- | ---: | ---: |")
+    print("| kind | ms/step (self CPU) | share |\n| --- | ---: | ---: |")
     for kind, us in sorted(per_kind.items(), key=lambda kv: -kv[1]):
-        print(f"| {kind} | {us / 1e3 / steps:.1f} | {us / total:.0%} |")
-    print()
+        print(f"| {kind} | {us / 1e3 / steps:.2f} | {us / total:.0%} |")
 
 
 def main() -> None:

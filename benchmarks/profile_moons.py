@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from moons import common, protocol_data  # the protocol's data, checked against the peers' (sets up sys.path)
-from profile_images import median_seconds  # same folder
+from profile_images import median_seconds, print_by_kind, self_time_by_kind  # same folder
 
 from realnvp.config import load_config
 from realnvp.models import build_model
@@ -95,15 +95,9 @@ def breakdown(steps: int) -> None:
         for i in range(20, 20 + steps):
             step(i)
         wall = (time.perf_counter() - start) / steps
-    per_kind: dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
-        if event.self_cpu_time_total > 0:
-            per_kind[KINDS.get(event.key, "other ops + Python/autograd overhead")] += event.self_cpu_time_total
-    total = sum(per_kind.values())
+    per_kind = self_time_by_kind(prof, KINDS)
     print(f"## Profile of the eager step ({steps} steps, under the profiler {1e3 * wall:.1f} ms/step wall)\n")
-    print("| kind | ms/step (self CPU, all threads) | share |\n| --- | ---: | ---: |")
-    for kind, us in sorted(per_kind.items(), key=lambda kv: -kv[1]):
-        print(f"| {kind} | {us / 1e3 / steps:.2f} | {us / total:.0%} |")
+    print_by_kind(per_kind, steps)
     gemm_ms = per_kind["GEMM"] / 1e3 / steps
     print(f"\nGEMM rate inside the step: {STEP_GEMM_FLOP / (gemm_ms / 1e3) / 1e9:.1f} GFLOP/s of CPU time "
           f"(x{torch.get_num_threads()} threads in wall terms if both stay busy).\n")
