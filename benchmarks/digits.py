@@ -1,7 +1,7 @@
 """realnvp on the digits protocol (protocol B of ../shared/benchmarks/PROTOCOLS.md), side by side with
 the peers in ../shared/benchmarks/peers/.
 
-The library's ``digits`` preset trained by ``realnvp.train.train`` for ``--budget`` seconds of wall time
+The library's ``digits`` preset trained by ``realnvp.training.loop.train`` for ``--budget`` seconds of wall time
 (300 in the protocol; validation evaluations count against it), seed ``PEERS_SEED``. Same data and split
 as the peers (checked against ``common.digits``): the validation images (10 %) come out of the protocol's
 1,437 training images, the 360 test images are touched once, at the end, with the best-validation
@@ -11,8 +11,8 @@ and 1,293 training images instead of 1,437 (the other 144 validate).
 
 The test metric is computed three ways and must agree: the protocol's own arrays
 (``common.digits_test_draws``: ``RandomState(1).rand(10, 360, 64)``) through ``common.bits_per_dim``,
-``realnvp.evaluate.dequantized_nll`` + ``bits_per_dim`` on the integer test images, and
-``realnvp.evaluate.evaluate_run`` (what ``realnvp evaluate RUN`` prints). Prints one JSON line in the
+``realnvp.evaluation.metrics.dequantized_nll`` + ``bits_per_dim`` on the integer test images, and
+``realnvp.evaluation.metrics.evaluate_run`` (what ``realnvp evaluate RUN`` prints). Prints one JSON line in the
 peers' format (``common.emit``). Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1``
 gives the peers' 10-second smoke budget.
 """
@@ -30,8 +30,8 @@ import torch
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
-from realnvp.evaluate import bits_per_dim, dequantized_nll, evaluate_run
-from realnvp.train import train
+from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run
+from realnvp.training.loop import train
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path(__file__).resolve().parents[2] / "shared/benchmarks/peers"))
 sys.path.insert(0, str(PEERS_DIR))

@@ -37,8 +37,7 @@ from pathlib import Path
 import torch
 from tqdm.std import tqdm
 
-from realnvp.checkpoint import BEST, CHECKPOINT, load_checkpoint
-from realnvp.resume import METRICS, holds_run
+from realnvp.rundir import BEST, CHECKPOINT, METRICS, RunDir, load_checkpoint
 
 # A small vector model that still has every piece of state resume must carry: batch norm buffers,
 # a warm-up + cosine schedule, gradient clipping, validation/best tracking, and 30 checkpoints.
@@ -49,8 +48,8 @@ SETTINGS = ["--steps", "300", "--device", "cpu", "--no-pictures", "--seed", "3",
             "--set", "train.eval_every=10", "--set", "train.time_budget=0", "--set", "train.patience=0"]
 WALL_CLOCK = {"elapsed_s", "train_seconds", "run"}
 # Imported once before children start; torch._dynamo because the first optimizer imports it (seconds).
-PRELOAD = ["torch", "torch._dynamo", "tqdm.auto", "sklearn.datasets", "realnvp.cli", "realnvp.train",
-           "realnvp.evaluate"]
+PRELOAD = ["torch", "torch._dynamo", "tqdm.auto", "sklearn.datasets", "realnvp.cli", "realnvp.training.loop",
+           "realnvp.evaluation.metrics"]
 
 
 def _child(argv: list[str], log: str) -> None:
@@ -80,7 +79,7 @@ def context(method: str = "forkserver") -> mp.context.BaseContext:
 
 def start(ctx: mp.context.BaseContext, run_dir: Path, settings: list[str], preset: str = "moons") -> mp.Process:
     """Start (or, when ``run_dir`` already holds a run, resume) training in a child process."""
-    argv = ["train", preset, "--out", str(run_dir), *settings] + (["--resume"] if holds_run(run_dir) else [])
+    argv = ["train", preset, "--out", str(run_dir), *settings] + (["--resume"] if RunDir(run_dir).holds_run() else [])
     proc = ctx.Process(target=_child, args=(argv, str(run_dir.parent / f"{run_dir.name}.log")))
     proc.start()
     return proc

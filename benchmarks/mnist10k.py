@@ -1,12 +1,12 @@
 """realnvp on the mnist10k protocol (protocol C of ../shared/benchmarks/PROTOCOLS.md): the 10k MNIST
 subset ``../shared/data/mnist10k.npz``, a fixed training budget (30 minutes) on this machine.
 
-A preset (default ``mnist-cpu``) trained by ``realnvp.train.train`` for ``--budget`` seconds of wall time
+A preset (default ``mnist-cpu``) trained by ``realnvp.training.loop.train`` for ``--budget`` seconds of wall time
 (validation evaluations count against it); the validation images come out of the 9,000 training
 images (checked against the file), the 1,000 test images are touched once, at the end, with the
 best-validation weights. Test bits/dim with the protocol's fixed dequantization draw ``RandomState(1)``,
 computed twice and checked equal: from the protocol's own array ``(x_test + RandomState(1).rand(1000,
-784)) / 256`` and with ``realnvp.evaluate.dequantized_nll`` (1 draw, seed 1). Writes a sample grid PNG and
+784)) / 256`` and with ``realnvp.evaluation.metrics.dequantized_nll`` (1 draw, seed 1). Writes a sample grid PNG and
 prints one JSON line in the peers' format (``common.emit``). Run with ``PYTHONPATH=src``.
 """
 
@@ -24,9 +24,9 @@ import torch
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
-from realnvp.evaluate import bits_per_dim, dequantized_nll
-from realnvp.image_plots import sample_grid
-from realnvp.train import train
+from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
+from realnvp.training.loop import train
+from realnvp.viz.images import sample_grid
 
 HERE = Path(__file__).resolve().parent
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", HERE.parents[1] / "shared/benchmarks/peers"))

@@ -8,7 +8,7 @@ Two modes, each printing one JSON line in the peers' format (``common.emit``):
   stream, Adam lr 1e-3 (the library's fused Adam), 3,000 steps, init seed ``PEERS_SEED``. The data
   enter in original units; the flow's first layer standardises them with the training mean/std, so
   its test NLL is the protocol's ``test_nll`` directly.
-- ``preset``: the library's default ``moons`` preset trained by ``realnvp.train.train`` for
+- ``preset``: the library's default ``moons`` preset trained by ``realnvp.training.loop.train`` for
   ``--budget`` seconds of wall time (seed ``PEERS_SEED``), test NLL on the protocol's test set.
 
 Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1`` gives the peers' 150-step smoke run.
@@ -27,9 +27,9 @@ import torch
 
 from realnvp.config import load_config
 from realnvp.data import load_splits, make_toy
-from realnvp.evaluate import mean_nll
+from realnvp.evaluation.metrics import mean_nll
 from realnvp.models import build_model
-from realnvp.train import make_optimizer, train
+from realnvp.training.loop import make_optimizer, train
 
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path(__file__).resolve().parents[2] / "shared/benchmarks/peers"))
 sys.path.insert(0, str(PEERS_DIR))

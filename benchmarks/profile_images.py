@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from realnvp.config import load_config
 from realnvp.models import build_model
-from realnvp.train import make_optimizer
+from realnvp.training.loop import make_optimizer
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
           "celeba": (3, 64, 64)}

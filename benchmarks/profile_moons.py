@@ -27,7 +27,7 @@ from profile_images import median_seconds, print_by_kind, self_time_by_kind  # s
 
 from realnvp.config import load_config
 from realnvp.models import build_model
-from realnvp.train import make_optimizer
+from realnvp.training.loop import make_optimizer
 
 HIDDEN, BATCH, COUPLINGS = 512, 256, 4
 # One step: 4 couplings x (forward + grad-input + grad-weight) GEMMs of BATCH x HIDDEN x HIDDEN.

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from realnvp.config import load_config
-from realnvp.evaluate import evaluate_run
-from realnvp.train import METRICS, train
+from realnvp.evaluation.metrics import evaluate_run
+from realnvp.training.loop import METRICS, train
 
 
 def rss_mb() -> float:

@@ -23,7 +23,7 @@ import torch
 
 from realnvp.cli import main
 from realnvp.models import build_vector_flow
-from realnvp.resume import PREVIOUS
+from realnvp.rundir import PREVIOUS
 
 TINY = ["--quiet", "--steps", "20", "--no-pictures", "--set", "model.n_couplings=2", "--set", "model.hidden=8",
         "--set", "train.eval_every=10", "--set", "train.time_budget=0", "--set", "data.n_train=300",

@@ -9,7 +9,7 @@ import torch
 
 from realnvp.bijectors import Bijector, Chain, Logit
 from realnvp.errors import UserError
-from realnvp.evaluate import bits_per_dim, dequantized_nll
+from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
 from realnvp.flow import Flow
 
 from checks import check_bijector

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-import realnvp.train
+import realnvp.training.loop
 from realnvp.config import load_config
-from realnvp.train import train
+from realnvp.training.loop import train
 
 TINY = ["model.hidden=16,16", "model.n_couplings=2", "train.steps=30", "train.eval_every=10",
         "train.time_budget=0", "data.n_train=1000", "data.n_test=200"]
@@ -35,7 +35,7 @@ def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
             raise RuntimeError("InductorError: no working C++ compiler found\n(long traceback)")
         return call
 
-    monkeypatch.setattr(realnvp.train.torch, "compile", broken_compile)
+    monkeypatch.setattr(realnvp.training.loop.torch, "compile", broken_compile)
     messages = []
     train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "fallback", progress=False,
           log=messages.append)
@@ -48,7 +48,7 @@ def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
 
 
 def test_errors_after_a_working_compile_propagate():
-    model = realnvp.train.CompiledOrEager(torch.nn.Linear(2, 1), log=print)
+    model = realnvp.training.loop.CompiledOrEager(torch.nn.Linear(2, 1), log=print)
     model(torch.zeros(3, 2))
     with pytest.raises(RuntimeError):
         model(torch.zeros(3, 5))  # a genuine shape error is not hidden behind a fallback

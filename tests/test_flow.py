@@ -8,7 +8,7 @@ import torch
 
 from realnvp import build_vector_flow
 from realnvp.flow import Flow
-from realnvp.plots import density_grid
+from realnvp.viz.plots import density_grid
 
 from checks import check_bijector, jacobian_log_det, perturb_
 

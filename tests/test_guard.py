@@ -12,13 +12,13 @@ import warnings
 import pytest
 import torch
 
-import realnvp.train
-from realnvp.checkpoint import load_checkpoint
+import realnvp.training.loop
 from realnvp.cli import main
 from realnvp.config import load_config
 from realnvp.errors import UserError
-from realnvp.guard import NonFiniteGuard, diagnose, locate_blowup, step_is_finite
 from realnvp.models import build_vector_flow
+from realnvp.rundir import load_checkpoint
+from realnvp.training.guard import NonFiniteGuard, diagnose, locate_blowup, step_is_finite
 
 SETTINGS = ["model.n_couplings=4", "model.hidden=16,16", "train.steps=60", "train.eval_every=20",
             "train.batch_size=64", "train.time_budget=0", "train.device=cpu", "data.n_train=1000",
@@ -27,21 +27,21 @@ SETTINGS = ["model.n_couplings=4", "model.hidden=16,16", "train.steps=60", "trai
 
 def _patch_build(monkeypatch, install):
     """Make training apply ``install(flow)`` to the flow it builds."""
-    real_build = realnvp.train.build_flow
+    real_build = realnvp.training.loop.build_model
 
     def build(*args, **kwargs):
         flow = real_build(*args, **kwargs)
         install(flow)
         return flow
 
-    monkeypatch.setattr(realnvp.train, "build_flow", build)
+    monkeypatch.setattr(realnvp.training.loop, "build_model", build)
 
 
 def _train_with_hook(tmp_path, monkeypatch, install, extra=()):
     """Train the small run with ``install(flow)`` applied to the freshly built flow; returns the log."""
     _patch_build(monkeypatch, install)
     messages: list[str] = []
-    realnvp.train.train(load_config("moons", [*SETTINGS, *extra]), tmp_path / "run", progress=False,
+    realnvp.training.loop.train(load_config("moons", [*SETTINGS, *extra]), tmp_path / "run", progress=False,
                         log=messages.append)
     return messages
 
@@ -81,7 +81,7 @@ def test_nan_batch_is_rejected_and_rolled_back(tmp_path, monkeypatch):
     assert state["lr_scale"] == 0.5
     first, *_, last = (json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
     cfg = load_config("moons", SETTINGS)
-    assert last["lr"] == pytest.approx(cfg.train.lr * realnvp.train.lr_factor(59, cfg) * 0.5)
+    assert last["lr"] == pytest.approx(cfg.train.lr * realnvp.training.loop.lr_factor(59, cfg) * 0.5)
 
 
 def test_layer_with_infinite_weights_is_named_and_rolled_back(tmp_path, monkeypatch):
@@ -190,6 +190,6 @@ def test_log_scale_is_clamped_on_both_paths():
 
 def test_bad_max_bad_steps_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"train.max_bad_steps must be > 0, got 0"):
-        realnvp.train.train(load_config("moons", [*SETTINGS, "train.max_bad_steps=0"]), tmp_path / "r",
+        realnvp.training.loop.train(load_config("moons", [*SETTINGS, "train.max_bad_steps=0"]), tmp_path / "r",
                             progress=False, log=lambda *a: None)
     assert not (tmp_path / "r").exists()

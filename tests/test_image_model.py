@@ -11,9 +11,9 @@ from realnvp.bijectors import FactorOut
 from realnvp.cli import main
 from realnvp.config import load_config
 from realnvp.errors import UserError
-from realnvp.evaluate import evaluate_run
+from realnvp.evaluation.metrics import evaluate_run
 from realnvp.models import build_image_flow, build_model, latent_scale_map
-from realnvp.train import train
+from realnvp.training.loop import train
 
 from checks import check_bijector, perturb_
 

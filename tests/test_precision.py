@@ -4,7 +4,7 @@ import torch
 
 from realnvp.config import load_config
 from realnvp.models import build_vector_flow
-from realnvp.train import train
+from realnvp.training.loop import train
 
 
 def test_bf16_autocast_keeps_flow_maths_in_float32():

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from realnvp.checkpoint import atomic_write_bytes, load_checkpoint
 from realnvp.cli import main
 from realnvp.errors import UserError
-from realnvp.resume import PREVIOUS, load_latest, save_latest, tidy
+from realnvp.rundir import PREVIOUS, atomic_write_bytes, load_checkpoint
+from realnvp.training.resume import load_latest, save_latest, tidy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import kill_resume_trial as trial  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 from tiny import train_tiny
 
 from realnvp.cli import main
-from realnvp.runs import list_runs
+from realnvp.cli.runs import list_runs
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import realnvp
 from realnvp.bijectors import Chain, Standardize
 from realnvp.cli import main
 from realnvp.errors import UserError
+from realnvp.evaluation.scoring import score, score_array, score_images
 from realnvp.flow import Flow
-from realnvp.scoring import score, score_array, score_images
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_shifted_points_and_noise_score_lower_than_moons(run):
 
 def test_image_scores_agree_with_evaluate_bits_per_dim():
     """Per-image bits/dim averaged over a set equals evaluate's dequantized test bits/dim (one formula)."""
-    from realnvp.evaluate import bits_per_dim, dequantized_nll
+    from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
     from realnvp.models.image import build_image_flow
 
     torch.manual_seed(0)

@@ -1,12 +1,30 @@
 """realnvp: density estimation with Real NVP normalizing flows (Dinh, Sohl-Dickstein, Bengio 2016).
 
-The core import is light: torch and the flow classes; data, plotting and the CLI load on use.
+``import realnvp`` is instant: the public names below load their modules (and torch) on first use,
+so the command line's ``--help`` and tab completion never wait for torch.
 """
 
-from realnvp.checkpoint import load
-from realnvp.flow import Flow
-from realnvp.models import build_model, build_vector_flow
-from realnvp.scoring import score, score_array
+from __future__ import annotations
 
-__all__ = ["Flow", "build_model", "build_vector_flow", "load", "score", "score_array"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Flow": "realnvp.flow",
+    "build_model": "realnvp.models",
+    "build_vector_flow": "realnvp.models",
+    "build_image_flow": "realnvp.models",
+    "load": "realnvp.rundir",
+    "RunDir": "realnvp.rundir",
+    "train": "realnvp.training",
+    "score": "realnvp.evaluation.scoring",
+    "score_array": "realnvp.evaluation.scoring",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'realnvp' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

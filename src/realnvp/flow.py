@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from realnvp.bijectors import Chain, TanhScale
+from realnvp.diagnostics import warn_if_non_finite
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -73,8 +74,6 @@ class Flow(nn.Module):
         """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory. ``temperature``
         scales the base standard deviation (below 1 gives cleaner, less diverse samples). A sample
         that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it blew up in."""
-        from realnvp.guard import warn_if_non_finite
-
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         chunks = []

@@ -50,7 +50,7 @@ class BatchNormFlow(Bijector):
     def _batch_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         dims = self._reduce_dims(x)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            from realnvp.distributed import global_moments
+            from realnvp.training.distributed import global_moments
 
             mean, var = global_moments(x, dims)  # every rank sees the global batch's statistics
         else:

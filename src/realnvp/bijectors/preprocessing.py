@@ -5,7 +5,7 @@ The chain of custody of every bits/dim we print: integer pixels ``v`` in ``0 .. 
 256 for 8-bit images, 17 for scikit-learn's digits) are dequantized to ``y = (v + u) / L`` with
 ``u ~ U(0, 1)`` per pixel (``dequantize``). The flow models the density of ``y`` in ``(0, 1)^D``; its
 first layer is ``Logit``, whose log-det is counted like any other layer's. The ``1 / L`` scaling is
-counted by ``realnvp.evaluate.bits_per_dim``, which adds ``D ln L`` to the NLL of ``y``.
+counted by ``realnvp.evaluation.metrics.bits_per_dim``, which adds ``D ln L`` to the NLL of ``y``.
 """
 
 from __future__ import annotations

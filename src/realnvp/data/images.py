@@ -366,7 +366,7 @@ def _read_celeba(root: Path, size: int, download: bool) -> tuple[np.ndarray, np.
     buffer = io.BytesIO()
     np.savez(buffer, x_train=arrays[0], x_test=arrays[1])
     try:
-        from realnvp.checkpoint import atomic_write_bytes
+        from realnvp.rundir import atomic_write_bytes
 
         atomic_write_bytes(cache, buffer.getvalue())
     except OSError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import tempfile
 from collections.abc import Callable
@@ -15,10 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from realnvp.data import load_splits
 from realnvp.errors import UserError
+from realnvp.evaluation.metrics import evaluate_run
+from realnvp.rundir import CONFIG, REPORT, RunDir, atomic_write_bytes, load
+from realnvp.viz.animate import animate
+from realnvp.viz.images import _zoom_for, animate_images, grid
+from realnvp.viz.plots import _pyplot, data_and_samples, log_density
 
-REPORT = "report.html"
 TEMPERATURES = (0.5, 0.75, 1.0)  # the image grids' temperatures (the paper samples below 1, too)
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -100,35 +105,13 @@ def _png(draw: Callable[[Any], None]) -> bytes:
     return buffer.getvalue()
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl`` (one per evaluation); a torn last line (a run killed while
-    writing) is skipped rather than failing the report.
-
-    Example:
-        >>> [record["step"] for record in read_metrics(run_dir)]  # evaluated every 10 of 60 steps
-        [10, 20, 30, 40, 50, 60]
-    """
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
 def curves_png(records: list[dict[str, Any]]) -> bytes:
     """Train and validation NLL against the step, and the learning rate beneath, as PNG bytes.
 
     Example:
-        >>> curves_png(read_metrics(run_dir))[:4]
+        >>> curves_png(RunDir(run_dir).metrics())[:4]
         b'\\x89PNG'
     """
-    from realnvp.plots import _pyplot
-
     plt = _pyplot()
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     steps = [r["step"] for r in records]
@@ -152,8 +135,6 @@ def curves_png(records: list[dict[str, Any]]) -> bytes:
 def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str, bytes]) -> list[str]:
     """Samples beside data, the log-density heatmap (2-D) and the layer-by-layer animation: the run's
     own pictures when training wrote them, drawn afresh otherwise."""
-    from realnvp.plots import data_and_samples, log_density
-
     figures = []
     if "samples.png" not in existing:
         torch.manual_seed(0)
@@ -167,8 +148,6 @@ def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str,
             existing["density.png"] = _png(lambda f: log_density(flow, data, f, title=f"{name}: model log-density"))
         figures.append(_figure(existing.pop("density.png"), "model log-density log p(x) in nats"))
     if "animation.gif" not in existing:
-        from realnvp.animate import animate
-
         with tempfile.TemporaryDirectory() as tmp:
             gif = Path(tmp) / "animation.gif"
             animate(flow, gif, n=600, frames_per_layer=4, data=data)  # lighter than training's
@@ -179,11 +158,7 @@ def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str,
 
 
 def _grid_png(images: np.ndarray, height: int, ncol: int = 8) -> bytes:
-    """Images ``[N, C, H, W]`` in ``[0, 1]`` as one PNG grid (``realnvp.image_plots.grid``)."""
-    from PIL import Image
-
-    from realnvp.image_plots import _zoom_for, grid
-
+    """Images ``[N, C, H, W]`` in ``[0, 1]`` as one PNG grid (``realnvp.viz.images.grid``)."""
     buffer = io.BytesIO()
     Image.fromarray(grid(images, ncol=ncol, zoom=_zoom_for(height))).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -206,8 +181,6 @@ def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, existing: dict[s
         figures.append(_figure(existing.pop("scales.png"), "what each scale encodes: each row an image, then "
                                "the image with one scale's latents resampled (coarse to fine: see the docs)"))
     if "animation.gif" not in existing:
-        from realnvp.image_plots import animate_images
-
         with tempfile.TemporaryDirectory() as tmp:
             gif = Path(tmp) / "animation.gif"
             animate_images(flow, gif)
@@ -225,12 +198,6 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         >>> path.read_text().startswith("<!DOCTYPE html>")
         True
     """
-    from realnvp.checkpoint import CONFIG, atomic_write_bytes, load
-    from realnvp.config import Config
-    from realnvp.data import load_splits
-    from realnvp.evaluate import evaluate_run
-    from realnvp.runs import read_json
-
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); train one with `realnvp train`")
@@ -239,13 +206,10 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         raise UserError(f"report output {out.name!r} must end in .html")
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
-    try:
-        raw_config = json.loads((run_dir / CONFIG).read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{run_dir / CONFIG} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    cfg = Config.from_dict(raw_config, origin=str(run_dir / CONFIG))
+    run = RunDir(run_dir)
+    cfg = run.config()
     flow = load(run_dir)
-    metrics = read_json(run_dir / "evaluation.json") or evaluate_run(run_dir)  # missing or torn: recompute
+    metrics = run.evaluation() or evaluate_run(run_dir)  # missing or torn: recompute
     splits = load_splits(cfg.data)
     data = splits.train
     existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
@@ -263,7 +227,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
              html_table([(f"{section}.{key}", value) for section, values in cfg.to_dict().items()
                          for key, value in values.items()], ("setting", "value")), "</details>",
              "<h2>Training curves</h2>"]
-    records = read_metrics(run_dir)
+    records = run.metrics()
     parts.append(_figure(curves_png(records), "NLL per evaluation") if records
                  else "<p class='note'>no metrics.jsonl records</p>")
     parts.append("<h2>Samples</h2>")

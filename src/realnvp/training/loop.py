@@ -9,20 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from realnvp.bijectors import dequantize, random_hflip
-from realnvp.checkpoint import BEST, build_flow, load_checkpoint, save_checkpoint, write_config
-from realnvp.config import Config
+from realnvp.config import Config, check_settings
 from realnvp.data import load_splits
-from realnvp.distributed import DistInfo, local_slice, mean_over_ranks
-from realnvp.distributed import setup as setup_distributed
 from realnvp.errors import UserError
-from realnvp.evaluate import mean_nll
+from realnvp.evaluation.metrics import mean_nll
 from realnvp.flow import Flow
-from realnvp.guard import NonFiniteGuard
-from realnvp.resume import METRICS, append_metrics, check_compatible, holds_run, load_latest, restore, save_latest, tidy
-from realnvp.tblog import metrics_logger
-from realnvp.validation import check_settings
+from realnvp.models import build_model
+from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint
+from realnvp.training.distributed import DistInfo, local_slice, mean_over_ranks
+from realnvp.training.distributed import setup as setup_distributed
+from realnvp.training.guard import NonFiniteGuard
+from realnvp.training.logs import metrics_logger
+from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
 
 
 @dataclass
@@ -132,6 +133,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         30
     """
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     t = cfg.train
     check_settings(cfg)
     device = resolve_device(t.device)
@@ -141,9 +143,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     splits = load_splits(cfg.data)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} exists and is not a directory")
-    if not resume and holds_run(run_dir):
+    if not resume and run.holds_run():
         raise UserError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
-    if resume and not holds_run(run_dir):
+    if resume and not run.holds_run():
         raise UserError(f"nothing to resume: {run_dir} holds no run (train without --resume to start one)")
 
     torch.manual_seed(t.seed)
@@ -165,11 +167,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     try:
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_config(run_dir, cfg)
+            run.write_config(cfg)
             tidy(run_dir, int(latest[0]["step"]) if latest else 0)
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
-    flow = build_flow(cfg, event_shape, loc, scale).to(device)
+    flow = build_model(cfg.model, event_shape, loc, scale).to(device)
     optimizer = make_optimizer(flow, cfg)
     batches = torch.Generator(device=device).manual_seed(t.seed)
     step, elapsed, best_val, stale = 0, 0.0, math.inf, 0
@@ -220,7 +222,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if info.is_main:
             # Metrics first, checkpoint last: a crash in between is undone by --resume, which trims
             # the log back to the checkpoint's step.
-            append_metrics(run_dir / METRICS, record)
+            run.append_metrics(record)
             metrics_log(record)
             state = snapshot()
             if improved:
@@ -228,8 +230,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             save_latest(run_dir, state)
 
     metrics_log = metrics_logger(t.tensorboard and info.is_main, run_dir)  # TensorBoard, when asked for
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=t.steps, initial=step, disable=not progress or not info.is_main, unit="step",
                dynamic_ncols=True, mininterval=1.0)
     flow.train()

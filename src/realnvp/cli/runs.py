@@ -3,31 +3,17 @@ glance (a table) or from a script (``--json``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from realnvp.errors import UserError
+from realnvp.rundir import CONFIG, RunDir, read_json
 
 COLUMNS = ("name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when the file is missing, torn or not an object (a run
-    killed mid-write must not break the listing or the report).
-
-    Example:
-        >>> (tmp / "torn.json").write_text('{"steps": 3')
-        11
-        >>> read_json(tmp / "torn.json") is None, read_json(run_dir / "config.json")["data"]["name"]
-        (True, 'moons')
-    """
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
@@ -39,16 +25,15 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
         >>> row["name"], row["data"], row["steps"]
         ('moons', 'moons', 60)
     """
-    from realnvp.report import read_metrics
-
-    config = read_json(run_dir / "config.json") or {}
+    run = RunDir(run_dir)
+    config = read_json(run / CONFIG) or {}
     data_cfg = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row["name"] = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
     row["data"] = data_cfg.get("path") if data_cfg.get("name") == "file" else data_cfg.get("name")
-    evaluation = read_json(run_dir / "evaluation.json")
+    evaluation = run.evaluation()
     if evaluation is None:
-        records = read_metrics(run_dir)
+        records = run.metrics()
         row["steps"] = records[-1]["step"] if records else 0
         row["stop_reason"] = "unfinished (no evaluation.json)"
         return row
@@ -68,7 +53,7 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"runs folder not found: {root}")
-    return [run_summary(p.parent, root) for p in sorted(root.rglob("config.json"))]
+    return [run_summary(p.parent, root) for p in sorted(root.rglob(CONFIG))]
 
 
 def _cell(value: Any) -> str:
@@ -99,3 +84,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                  for c, v, w in zip(COLUMNS, line, widths, strict=True)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Print every run under ``args.dir`` as a table, or as one JSON list with ``--json``.
+
+    Example:
+        >>> from realnvp.cli.parser import build_parser
+        >>> run(build_parser().parse_args(["runs", str(run_dir.parent)]))
+        name   data   steps  test_nll  bits_per_dim  params  stop_reason
+        moons  moons     60  ...
+    """
+    rows = list_runs(args.dir)
+    if args.json:
+        print(json.dumps(rows))
+    elif rows:
+        print(format_table(rows))
+    else:
+        print(f"no runs under {args.dir} (a run is a folder with config.json; train one with realnvp train)",
+              file=sys.stderr)

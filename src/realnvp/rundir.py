@@ -1,7 +1,9 @@
-"""Checkpoints: written atomically, loaded without executing code, rebuilt into a ``Flow``."""
+"""A run directory: the one place that knows its file names, reads its config, metrics and evaluation,
+writes atomically, loads checkpoints without executing code and picks the best or the last weights."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -16,10 +18,17 @@ import torch
 from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.flow import Flow
+from realnvp.models import build_model
 
+CONFIG = "config.json"  # the resolved settings the run was trained with
 CHECKPOINT = "checkpoint.pt"  # the latest state, for --resume
+PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the latest: the fallback if the latest is damaged
 BEST = "best.pt"  # the weights with the best validation NLL, used by evaluate/sample/load
-CONFIG = "config.json"
+METRICS = "metrics.jsonl"  # one JSON record per evaluation
+EVALUATION = "evaluation.json"  # the final metrics of the best weights
+REPORT = "report.html"
+TENSORBOARD = "tensorboard"  # optional TensorBoard event files
+RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)  # any of them means the folder holds a run
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -70,8 +79,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         >>> load_checkpoint(tmp / "state.pt")["model"]["w"].tolist()
         [1.0, 1.0]
     """
-    import io
-
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -119,32 +126,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def write_config(run_dir: Path, cfg: Config) -> None:
-    """``run_dir/config.json``, atomically: the settings a run was trained with, readable by anyone.
-
-    Example:
-        >>> cfg = Config.from_dict({"train": {"steps": 100}})
-        >>> write_config(tmp, cfg)
-        >>> Config.from_dict(json.loads((tmp / "config.json").read_text())) == cfg
-        True
-    """
-    atomic_write_bytes(run_dir / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
-
-
-def build_flow(cfg: Config, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
-               scale: torch.Tensor | None = None) -> Flow:
-    """The model a config describes (weights freshly initialised).
-
-    Example:
-        >>> flow = build_flow(Config.from_dict({"model": {"n_couplings": 2, "hidden": [16]}}), (2,))
-        >>> flow.n_params()  # 2 couplings x (MLP 1 -> 16 -> 2: 32 + 34 weights, 1 tanh scale)
-        134
-    """
-    from realnvp.models import build_model
-
-    return build_model(cfg.model, event_shape, loc, scale)
-
-
 def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
     """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``.
 
@@ -161,7 +142,7 @@ def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
     """
     cfg = Config.from_dict(state["config"], origin=str(path))
     event_shape = tuple(int(d) for d in state["event_shape"])
-    flow = build_flow(cfg, event_shape)
+    flow = build_model(cfg.model, event_shape)
     try:
         flow.load_state_dict(state["model"])
     except RuntimeError as exc:  # torch's first line is a header; the next names the offending tensor
@@ -181,11 +162,126 @@ def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
         >>> flow.log_prob(torch.zeros(1, 2)).shape, flow.sample(10).shape, flow.training
         (torch.Size([1]), torch.Size([10, 2]), False)
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    path = run_dir / (BEST if which == "best" else CHECKPOINT)
-    if which == "best" and not path.exists():
-        path = run_dir / CHECKPOINT
-    flow, _ = flow_from_state(load_checkpoint(path), path)
-    return flow.eval()
+    return RunDir(run_dir).load_flow(which)[0]
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing, torn or not an object (a run
+    killed mid-write must not break the listing or the report).
+
+    Example:
+        >>> (tmp / "torn.json").write_text('{"steps": 3')
+        11
+        >>> read_json(tmp / "torn.json") is None, read_json(run_dir / "config.json")["data"]["name"]
+        (True, 'moons')
+    """
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it, so it is on disk before the checkpoint that follows it.
+
+    Example:
+        >>> append_metrics(tmp / "log.jsonl", {"step": 10, "val_nll": 0.4})
+        >>> (tmp / "log.jsonl").read_text()
+        '{"step": 10, "val_nll": 0.4}\\n'
+    """
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class RunDir:
+    """One run directory and everything known about its files; every other module asks it.
+
+    Example:
+        >>> run = RunDir(run_dir)
+        >>> run.holds_run(), run.config().data.name, [r["step"] for r in run.metrics()][-1]
+        (True, 'moons', 60)
+        >>> run.weights_path().name, RunDir(tmp / "new").holds_run()
+        ('best.pt', False)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def holds_run(self) -> bool:
+        """Whether any file of a run is here (so a fresh run would overwrite it)."""
+        return any((self.path / name).exists() for name in RUN_FILES)
+
+    def require(self) -> RunDir:
+        """This run directory, or a ``UserError`` when it does not exist."""
+        if not self.path.is_dir():
+            raise UserError(f"run directory not found: {self.path}")
+        return self
+
+    def config_dict(self) -> dict[str, Any]:
+        """The raw ``config.json``; missing, torn or not an object is a ``UserError``."""
+        raw = read_json(self.path / CONFIG)
+        if raw is None:
+            raise UserError(f"{self.path / CONFIG} is missing or unreadable (not a JSON object); "
+                            f"is {self.path} a run directory?")
+        return raw
+
+    def config(self) -> Config:
+        """The settings the run was trained with, as a ``Config``."""
+        return Config.from_dict(self.config_dict(), origin=str(self.path / CONFIG))
+
+    def write_config(self, cfg: Config) -> None:
+        atomic_write_bytes(self.path / CONFIG, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` (one per evaluation); torn lines (a run killed while
+        writing) are skipped."""
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        records = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        append_metrics(self.path / METRICS, record)
+
+    def evaluation(self) -> dict[str, Any] | None:
+        """``evaluation.json`` (the final metrics), or None while the run has not finished."""
+        return read_json(self.path / EVALUATION)
+
+    def write_evaluation(self, metrics: dict[str, Any]) -> None:
+        atomic_write_bytes(self.path / EVALUATION, (json.dumps(metrics, indent=2) + "\n").encode())
+
+    def weights_path(self, which: str = "best") -> Path:
+        """``best.pt`` (falling back to the latest checkpoint before the first evaluation) or, with
+        ``which="last"``, ``checkpoint.pt``."""
+        if which not in ("best", "last"):
+            raise UserError(f"which weights: expected 'best' or 'last', got {which!r}")
+        best = self.path / BEST
+        return best if which == "best" and best.exists() else self.path / CHECKPOINT
+
+    def load_state(self, which: str = "best") -> tuple[dict[str, Any], Path]:
+        """The checkpoint ``which`` names and its path."""
+        path = self.require().weights_path(which)
+        return load_checkpoint(path), path
+
+    def load_flow(self, which: str = "best") -> tuple[Flow, Config, dict[str, Any]]:
+        """``(flow in eval mode, its config, the checkpoint state)`` of the weights ``which`` names."""
+        state, path = self.load_state(which)
+        flow, cfg = flow_from_state(state, path)
+        return flow.eval(), cfg, state

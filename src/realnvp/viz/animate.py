@@ -10,7 +10,7 @@ import torch
 
 from realnvp.errors import UserError
 from realnvp.flow import Flow
-from realnvp.plots import _pyplot, plot_limits
+from realnvp.viz.plots import _pyplot, plot_limits
 
 
 def layer_names(flow: Flow) -> list[str]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from realnvp.cli.parser import build_parser
+from realnvp.config import preset_names
+
 TEMPLATE = """# bash completion for realnvp: eval "$(realnvp completion bash)" (zsh: run bashcompinit first)
 _realnvp() {{
     local cur="${{COMP_WORDS[COMP_CWORD]}}" opts=""
@@ -43,3 +46,14 @@ def bash_script(parser: argparse.ArgumentParser, presets: list[str]) -> str:
         options = " ".join(o for action in command._actions for o in action.option_strings)
         cases.append(f'        {name}) opts="{options}" ;;')
     return TEMPLATE.format(commands=" ".join(sub.choices), cases="\n".join(cases), presets=" ".join(presets))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Print the completion script for ``args.shell``.
+
+    Example:
+        >>> from realnvp.cli.parser import build_parser
+        >>> run(build_parser().parse_args(["completion", "bash"]))  # doctest: +ELLIPSIS
+        # bash completion for realnvp...
+    """
+    print(bash_script(build_parser(), preset_names()), end="")

@@ -1,21 +1,18 @@
 """Non-finite guard: a NaN or Inf in the loss, the gradients or the parameters is caught on the step
 it appears; the step is rejected, training goes back to the last good state with half the learning
-rate, and the message names the layer that blew up. The same layer-by-layer trace explains
-non-finite samples."""
+rate, and the message names the layer that blew up (``realnvp.diagnostics``)."""
 
 from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from realnvp.bijectors.base import Bijector
-from realnvp.bijectors.coupling import TanhScale
+from realnvp.diagnostics import leaves, locate_blowup
 from realnvp.errors import UserError
 
 if TYPE_CHECKING:
@@ -52,105 +49,6 @@ def _floating_state(module: nn.Module) -> list[tuple[str, Tensor]]:
     return [(n, t) for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
 
 
-def _leaves(flow: nn.Module) -> list[tuple[str, Bijector]]:
-    """Elementary bijectors (no bijector inside them) in forward order, named as in ``flow``."""
-    return [(name, m) for name, m in flow.named_modules()
-            if isinstance(m, Bijector) and not any(isinstance(c, Bijector) for c in list(m.modules())[1:])]
-
-
-def _max_abs(t: Tensor) -> float:
-    finite = t[torch.isfinite(t)]
-    return float(finite.abs().max()) if finite.numel() else float("nan")
-
-
-def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str, Any]]:
-    """Run ``x`` through ``flow`` (``forward``, or ``inverse`` for a latent) and record, for every
-    elementary layer in the order it runs: its name and type, max |input|, max |output| (over finite
-    entries), the number of non-finite outputs, and for couplings max |s| and the learned scale's max.
-
-    Layers are wrapped for the duration of the call only (instance attributes, removed afterwards).
-
-    Example:
-        >>> from realnvp.models import build_vector_flow
-        >>> flow = build_vector_flow(2, 2, hidden=(4,))
-        >>> [(r["layer"], r["type"], r["non_finite"]) for r in trace_layers(flow, torch.zeros(3, 2))]
-        [('chain.layers.0', 'AffineCoupling', 0), ('chain.layers.1', 'AffineCoupling', 0)]
-    """
-    records: list[dict[str, Any]] = []
-    scales: dict[str, tuple[float, float]] = {}
-    leaves = _leaves(flow)
-    method = "inverse" if inverse else "forward"
-
-    def wrap(name: str, layer: Bijector, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Callable:
-        def recorded(inp: Tensor) -> tuple[Tensor, Tensor]:
-            out, log_det = fn(inp)
-            records.append({"layer": name, "type": type(layer).__name__, "in": _max_abs(inp),
-                            "out": _max_abs(out), "non_finite": int((~torch.isfinite(out)).sum()),
-                            "log_det_finite": bool(torch.isfinite(log_det).all())})
-            return out, log_det
-        return recorded
-
-    def record_s(name: str) -> Callable:
-        def hook(module: TanhScale, args: tuple[Tensor], s: Tensor) -> None:
-            scales[name] = (_max_abs(s), float(module.scale.abs().max()))
-        return hook
-
-    handles = [m.register_forward_hook(record_s(n.rpartition(".")[0]))
-               for n, m in flow.named_modules() if isinstance(m, TanhScale)]
-    try:
-        for name, layer in leaves:
-            setattr(layer, method, wrap(name, layer, getattr(layer, method)))
-        with torch.no_grad():
-            flow.chain.inverse(x) if inverse else flow.chain(x)
-    finally:
-        for _, layer in leaves:
-            layer.__dict__.pop(method, None)
-        for handle in handles:
-            handle.remove()
-    for record in records:
-        if record["layer"] in scales:
-            record["max_s"], record["scale"] = scales[record["layer"]]
-    return records
-
-
-def _describe(record: dict[str, Any]) -> str:
-    text = f"{record['layer']} ({record['type']}): max|input| {record['in']:.3g}, max|output| {record['out']:.3g}"
-    if "max_s" in record:
-        text += f", max|s| {record['max_s']:.3g} (learned scale up to {record['scale']:.3g})"
-    if record["non_finite"]:
-        text += f", {record['non_finite']} non-finite outputs"
-    return text
-
-
-def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
-    """One line naming where ``x`` first turns non-finite on its way through ``flow``, with that
-    layer's statistics; if nothing does, the layer that amplifies its input most and the coupling
-    with the largest |s| (a finite but huge activation overflows later, in the base density).
-
-    Example:
-        >>> from realnvp.models import build_vector_flow
-        >>> locate_blowup(build_vector_flow(2, 2, hidden=(4,)), torch.full((2, 2), float("nan")))
-        'the batch itself holds 4 non-finite values'
-    """
-    bad = int((~torch.isfinite(x)).sum())
-    if bad:
-        return f"the {'latent' if inverse else 'batch'} itself holds {bad} non-finite values"
-    records = trace_layers(flow, x, inverse)
-    for record in records:
-        if record["non_finite"] or not record["log_det_finite"]:
-            return "first non-finite after " + _describe(record)
-    if not records:
-        return "the flow has no layers"
-    # The layer that amplifies most (output over input magnitude) is where activations explode.
-    growth = max(records, key=lambda r: r["out"] / max(r["in"], 1.0) if r["out"] == r["out"] else 0.0)
-    text = f"a re-run is finite; the largest growth is in {_describe(growth)}"
-    couplings = [r for r in records if "max_s" in r]
-    if couplings:
-        widest = max(couplings, key=lambda r: r["max_s"])
-        text += f"; largest |s| in {widest['layer']} ({widest['max_s']:.3g})"
-    return text
-
-
 def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = None) -> str:
     """Why a training step went non-finite: a non-finite batch, a broken parameter (named with its
     layer), or the first layer whose output explodes on ``batch``. The re-run is on a copy in
@@ -168,7 +66,7 @@ def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = N
     bad = int((~torch.isfinite(batch)).sum())
     if bad:
         return f"the batch itself holds {bad} non-finite values"
-    for name, layer in _leaves(flow):
+    for name, layer in leaves(flow):
         for pname, p in layer.named_parameters():
             n_bad = int((~torch.isfinite(p)).sum())
             if n_bad:
@@ -183,25 +81,6 @@ def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = N
     where = locate_blowup(probe, batch.detach())
     return where + (f" (non-finite statistics {', '.join(restored)} were restored for this re-run)"
                     if restored else "")
-
-
-def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor) -> None:
-    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` is not finite.
-
-    Example:
-        >>> from realnvp.models import build_vector_flow
-        >>> flow = build_vector_flow(2, 2, hidden=(4,))
-        >>> with warnings.catch_warnings(record=True) as caught:
-        ...     warnings.simplefilter("always")
-        ...     warn_if_non_finite(flow, torch.zeros(1, 2), torch.full((1, 2), float("inf")))
-        >>> str(caught[0].message).startswith("1 of 1 samples are not finite")
-        True
-    """
-    bad_rows = ~torch.isfinite(x.flatten(1)).all(1)
-    if bool(bad_rows.any()):
-        where = locate_blowup(flow, z[bad_rows], inverse=True)
-        warnings.warn(f"{int(bad_rows.sum())} of {len(x)} samples are not finite ({where}); "
-                      f"try a lower temperature", RuntimeWarning, stacklevel=3)
 
 
 class NonFiniteGuard:

@@ -13,25 +13,21 @@ from typing import Any
 
 import torch
 
-from realnvp.checkpoint import BEST, CHECKPOINT, CONFIG, atomic_write_bytes, fsync_dir, load_checkpoint, save_checkpoint
 from realnvp.config import Config
 from realnvp.errors import UserError
+from realnvp.rundir import (
+    CHECKPOINT,
+    METRICS,
+    PREVIOUS,
+    RUN_FILES,
+    atomic_write_bytes,
+    fsync_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 
-PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the latest: the fallback if the latest is damaged
-METRICS = "metrics.jsonl"
-RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)
 # Everything a checkpoint must hold to continue training where it stopped.
 TRAINING_KEYS = ("model", "optimizer", "batch_rng", "torch_rng", "step", "elapsed_s", "best_val_nll", "stale")
-
-
-def holds_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` already has any file of a run (so a fresh run there would overwrite it).
-
-    Example:
-        >>> holds_run(tmp / "new"), holds_run(run_dir)
-        (False, True)
-    """
-    return any((run_dir / name).exists() for name in RUN_FILES)
 
 
 def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
@@ -52,20 +48,6 @@ def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
         os.replace(latest, run_dir / PREVIOUS)
         fsync_dir(run_dir)
     save_checkpoint(latest, state)
-
-
-def append_metrics(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it, so it is on disk before the checkpoint that follows it.
-
-    Example:
-        >>> append_metrics(tmp / "log.jsonl", {"step": 10, "val_nll": 0.4})
-        >>> (tmp / "log.jsonl").read_text()
-        '{"step": 10, "val_nll": 0.4}\\n'
-    """
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _finite_weights(state: dict[str, Any]) -> bool:
@@ -139,7 +121,7 @@ def restore(state: dict[str, Any], flow: torch.nn.Module, optimizer: torch.optim
     """Load weights, optimizer moments and both random streams; a tampered state is a ``UserError``.
 
     Example:
-        >>> from realnvp.checkpoint import flow_from_state
+        >>> from realnvp.rundir import flow_from_state
         >>> state, path = load_latest(run_dir, print)
         >>> flow, _ = flow_from_state(state, path)
         >>> restore(state, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)

@@ -8,10 +8,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.flow import Flow
+from realnvp.rundir import CHECKPOINT, RunDir, load_checkpoint
 
 
 def _chunk(flow: Flow, batch_size: int | None) -> int:
@@ -86,8 +89,6 @@ def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int 
         >>> bound <= mean
         True
     """
-    import numpy as np
-
     if tuple(images.shape[1:]) != flow.event_shape:
         raise UserError(f"the run models images of shape {flow.event_shape}, got images of shape "
                         f"{tuple(images.shape[1:])}")
@@ -138,16 +139,9 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         >>> sorted(key for key in metrics if "nll" in key), metrics["inverse_max_abs_error"] < 1e-4
         (['test_nll_nats', 'test_nll_nats_per_dim', 'train_nll_nats', 'val_nll_nats'], True)
     """
-    from realnvp.checkpoint import BEST, CHECKPOINT, flow_from_state, load_checkpoint
-    from realnvp.data import load_splits
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    path = run_dir / BEST if (run_dir / BEST).exists() else run_dir / CHECKPOINT
-    state = load_checkpoint(path)
-    flow, cfg = flow_from_state(state, path)
-    last = load_checkpoint(run_dir / CHECKPOINT) if (run_dir / CHECKPOINT).exists() else state
+    run = RunDir(run_dir)
+    flow, cfg, state = run.load_flow("best")
+    last = load_checkpoint(run / CHECKPOINT) if (run / CHECKPOINT).exists() else state
     splits = load_splits(cfg.data)
     if splits.n_levels:
         metrics = _image_metrics(flow, splits, cfg.data.test_draws)
@@ -158,7 +152,7 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
                    "test_nll_nats_per_dim": test_nll / flow.event_size,
                    "inverse_max_abs_error": inverse_max_abs_error(flow, test_x)}
     return {
-        "run": str(run_dir),
+        "run": str(run.path),
         "data": cfg.data.name if cfg.data.name != "file" else cfg.data.path,
         "dim": flow.event_size,
         **metrics,

@@ -12,8 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realnvp.bijectors import dequantize
+from realnvp.data import read_vectors
+from realnvp.data.images import IMAGE_DATASETS, check_levels, n_levels_of, read_image_folder
 from realnvp.errors import UserError
+from realnvp.evaluation.metrics import bits_per_dim
 from realnvp.flow import Flow
+from realnvp.rundir import RunDir, load
 
 LOG_LIKELIHOOD = "log_likelihood_nats"
 BITS_PER_DIM = "bits_per_dim"
@@ -53,11 +58,7 @@ def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
     """
     path = Path(path)
     if not n_levels:
-        from realnvp.data import read_vectors
-
         return read_vectors(path, expected_dim=flow.event_size)
-    from realnvp.data.images import check_levels, read_image_folder
-
     if path.is_dir():
         images = read_image_folder(path)
     elif path.suffix.lower() == ".npy" and path.is_file():
@@ -88,9 +89,6 @@ def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10,
         ...                                             / (4 * math.log(2))))
         ((3,), True)
     """
-    from realnvp.bijectors import dequantize
-    from realnvp.evaluate import bits_per_dim
-
     generator = torch.Generator().manual_seed(seed)
     v = torch.from_numpy(np.ascontiguousarray(images))
     log_p = np.mean([score_array(flow, dequantize(v, n_levels, generator)) for _ in range(draws)], axis=0)
@@ -98,18 +96,9 @@ def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10,
             BITS_PER_DIM: bits_per_dim(-log_p, flow.event_size, n_levels)}
 
 
-def _run_levels(run: str | os.PathLike, flow: Flow) -> int:
-    """Pixel levels of an image run from its config.json (0 for vector runs)."""
-    from realnvp.config import Config
-    from realnvp.data.images import IMAGE_DATASETS, n_levels_of
-    from realnvp.runs import read_json
-
-    if len(flow.event_shape) != 3:
-        return 0
-    raw = read_json(Path(run) / "config.json")
-    if raw is None:
-        raise UserError(f"{Path(run) / 'config.json'} is missing or unreadable: it names the run's pixel levels")
-    name = Config.from_dict(raw, origin=str(Path(run) / "config.json")).data.name
+def _run_levels(run: str | os.PathLike) -> int:
+    """Pixel levels of a run's data (0 for vector runs), as its config names them."""
+    name = RunDir(run).config().data.name
     return n_levels_of(name) if name in IMAGE_DATASETS else 0
 
 
@@ -124,18 +113,14 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n
         >>> bool(scores["log_likelihood_nats"][0] > scores["log_likelihood_nats"][1])  # far point: unlikely
         True
     """
-    from realnvp.checkpoint import load
-
     flow = run if isinstance(run, Flow) else load(run)
     if n_levels is None:
-        n_levels = 0 if isinstance(run, Flow) else _run_levels(run, flow)
+        n_levels = 0 if isinstance(run, Flow) else _run_levels(run) if len(flow.event_shape) == 3 else 0
     if len(flow.event_shape) == 3 and not n_levels:
         raise UserError("scoring images needs their number of pixel levels: pass n_levels (256 for 8-bit)")
     if isinstance(data, np.ndarray):
         x = data[None] if data.ndim == len(flow.event_shape) else data
         if n_levels:
-            from realnvp.data.images import check_levels
-
             x = check_levels(x, n_levels, "the images to score")
     else:
         x = read_input(data, flow, n_levels)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from realnvp.bijectors import Logit
@@ -46,8 +47,6 @@ def save_png(picture: np.ndarray, path: str | Path) -> None:
     Example:
         >>> save_png(grid(np.ones((4, 1, 8, 8))), tmp / "ones.png")
     """
-    from PIL import Image
-
     try:
         Image.fromarray(picture).save(path)
     except OSError as exc:
@@ -111,8 +110,6 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
         >>> from realnvp.models import build_image_flow
         >>> animate_images(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "layers.gif", n=4)
     """
-    from PIL import Image, ImageDraw
-
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise UserError(f"image animations are written as .gif, got {path.name!r}")

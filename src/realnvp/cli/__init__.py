@@ -1,0 +1,49 @@
+"""The ``realnvp`` command: ``main`` parses the command line (``parser.py``, no torch) and hands it to
+the module of that command (``train.py``, ``sample.py``, ...). Bad input ends in one line, exit 2."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+
+from realnvp.cli.parser import build_parser
+from realnvp.errors import UserError
+
+__all__ = ["build_parser", "main"]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    print(f"realnvp: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` and return the exit code: 0 done, 2 bad input (one line on
+    stderr, no traceback), 130 interrupted.
+
+    Example:
+        >>> import contextlib
+        >>> main(["sample", str(run_dir), "-n", "10", "-o", str(tmp / "s.npy"), "--quiet"])
+        0
+        >>> with contextlib.redirect_stderr(sys.stdout):
+        ...     main(["sample", str(run_dir), "-o", str(tmp / "s.jpg")])
+        realnvp: error: output 's.jpg' must end in .png or .npy
+        2
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line, no source excerpt
+            args = build_parser().parse_args(argv)
+            # Each command's module is imported only when it runs, so --help and completion stay fast.
+            importlib.import_module(f"realnvp.cli.{args.command}").run(args)
+    except UserError as exc:
+        print(f"realnvp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("realnvp: interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""``realnvp animate``: base samples bent into data one coupling at a time, as a .gif (or .mp4)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from realnvp.cli.common import check_output
+from realnvp.rundir import load
+from realnvp.viz.animate import animate
+from realnvp.viz.images import animate_images
+
+
+def run(args: argparse.Namespace) -> None:
+    """Write the layer-by-layer animation of the run ``args.run`` to ``args.output``.
+
+    Example:
+        >>> from realnvp.cli.parser import build_parser
+        >>> run(build_parser().parse_args(["animate", str(run_dir), "-n", "100", "-o", str(tmp / "layers.gif"),
+        ...                                "--quiet"]))
+        >>> (tmp / "layers.gif").read_bytes()[:6]
+        b'GIF89a'
+    """
+    out = Path(args.output)
+    check_output(out, (".gif", ".mp4"))
+    flow = load(args.run)
+    if len(flow.event_shape) == 3:
+        animate_images(flow, out, n=min(args.n, 64), seed=args.seed)
+    else:
+        animate(flow, out, n=args.n, seed=args.seed)
+    if not args.quiet:
+        print(f"wrote {out}", file=sys.stderr)

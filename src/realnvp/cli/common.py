@@ -1,0 +1,29 @@
+"""What several commands share: checking an output path before any work is done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from realnvp.errors import UserError
+
+
+def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
+    """A ``UserError`` unless ``path`` ends in one of ``suffixes`` and can be written.
+
+    Example:
+        >>> check_output(tmp / "samples.png", (".png", ".npy"))
+        >>> check_output(tmp / "samples.jpg", (".png", ".npy"))
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: output 'samples.jpg' must end in .png or .npy
+    """
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"output {path.name!r} must end in {' or '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied")

@@ -1,0 +1,68 @@
+"""``realnvp train``: train, then evaluate the best weights into evaluation.json and draw the pictures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from realnvp.config import load_config
+from realnvp.data import IMAGE_DATASETS
+from realnvp.evaluation.metrics import evaluate_run
+from realnvp.rundir import RunDir
+from realnvp.training.distributed import teardown
+from realnvp.training.loop import train
+from realnvp.viz.pictures import write_pictures
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` list with the shortcut flags (``--data``, ``--steps``, ...) appended as settings.
+
+    Example:
+        >>> from realnvp.cli.parser import build_parser
+        >>> overrides_from(build_parser().parse_args(["train", "moons", "--out", "x", "--steps", "5"]))
+        ['train.steps=5']
+    """
+    overrides = list(args.set or [])
+    if args.data:  # an image preset reads its dataset from the path; anything else reads vectors
+        image = load_config(args.config, overrides).data.name in IMAGE_DATASETS
+        overrides += ([] if image else ["data.name=file"]) + [f"data.path={args.data}"]
+    for flag, key in ((args.steps, "train.steps"), (args.time_budget, "train.time_budget"),
+                      (args.seed, "train.seed"), (args.device, "train.device")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    if args.compile is not None:
+        overrides.append(f"train.compile={str(args.compile).lower()}")
+    return overrides
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train the run ``args`` describe, evaluate it and draw its pictures.
+
+    Example:
+        >>> from realnvp.cli.parser import build_parser
+        >>> run(build_parser().parse_args(["train", "moons", "--out", str(tmp / "run"), "--steps", "20",
+        ...     "--quiet", "--no-pictures", "--set", "model.hidden=8", "--set", "data.n_train=500"]))
+        >>> sorted(path.name for path in (tmp / "run").iterdir())
+        ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
+    """
+    cfg = load_config(args.config, overrides_from(args))
+    run_dir = RunDir(args.out)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    result = train(cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say)
+    teardown(result.dist)
+    if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
+        return
+    metrics = evaluate_run(run_dir.path)
+    metrics["stop_reason"] = result.stop_reason
+    run_dir.write_evaluation(metrics)
+    if not args.no_pictures:
+        for path in write_pictures(run_dir.path):
+            say(f"wrote {path}")
+    if "bits_per_dim" in metrics:
+        say(f"test {metrics['bits_per_dim']:.4f} bits/dim ({metrics['bits_per_dim_iw']:.4f} with the "
+            f"{metrics['test_draws']}-sample bound)")
+    say(f"test NLL {metrics['test_nll_nats']:.4f} nats/example, "
+        f"inverse error {metrics['inverse_max_abs_error']:.2e}; metrics in {run_dir / 'evaluation.json'}")
+    if args.json:
+        print(json.dumps(metrics))
