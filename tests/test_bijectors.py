@@ -88,11 +88,17 @@ def test_chain_applies_in_order_and_reverses():
     chain = Chain([Standardize(torch.zeros(3), torch.full((3,), 2.0)), *layers])
     check_bijector(chain, torch.randn(6, 3))
     x = torch.randn(4, 3, dtype=torch.float64)
-    states = chain.forward_trace(x)
-    assert len(states) == 5
-    torch.testing.assert_close(states[-1], chain(x)[0])
-    back = chain.inverse_trace(states[-1])
-    torch.testing.assert_close(back[-1], x)
+    z, log_det = chain.double()(x)
+    steps = chain.trace(x)
+    assert [step.name for step in steps] == ["layers.0", "layers.1", "layers.2", "layers.3"]
+    assert [type(step.layer).__name__ for step in steps] == ["Standardize"] + ["AffineCoupling"] * 3
+    torch.testing.assert_close(steps[0].output, x / 2)
+    torch.testing.assert_close(steps[-1].output, z)
+    torch.testing.assert_close(sum(step.log_det for step in steps), log_det)  # the layers' log-dets add up
+    back = chain.trace(z, inverse=True)
+    assert [step.name for step in back] == ["layers.3", "layers.2", "layers.1", "layers.0"]
+    torch.testing.assert_close(back[-1].output, x)
+    torch.testing.assert_close(sum(step.log_det for step in back), -log_det)
 
 
 def test_bad_masks_are_rejected():

@@ -19,7 +19,7 @@ from realnvp.bijectors import (
     half_mask,
     random_hflip,
 )
-from realnvp.bijectors.reshape import unsqueeze_to
+from realnvp.models import build_image_flow
 from realnvp.nets import ResNet
 
 from checks import check_bijector, perturb_
@@ -104,12 +104,32 @@ def test_factor_out_passes_the_battery_and_keeps_the_first_half():
     assert torch.equal(z[:, :2], x.double()[:, :2])
 
 
-def test_inverse_steps_follow_the_inverse_in_the_input_layout():
+def test_trace_follows_the_inverse_in_the_input_layout():
     chain = Chain([Squeeze(), FactorOut(Chain([Squeeze(), Unsqueeze()])), Unsqueeze()])
     z = images((2, 1, 4, 4))
-    steps = chain.inverse_steps(z)
-    assert [name for name, _ in steps] == ["Unsqueeze", "Unsqueeze", "Squeeze", "Squeeze"]
-    assert torch.equal(unsqueeze_to(steps[-1][1], 4), chain.inverse(z)[0])
+    steps = chain.trace(z, inverse=True)
+    assert [type(step.layer).__name__ for step in steps] == ["Unsqueeze", "Unsqueeze", "Squeeze", "Squeeze"]
+    assert [step.name for step in steps] == ["layers.2", "layers.1.inner.layers.1", "layers.1.inner.layers.0",
+                                             "layers.0"]
+    assert torch.equal(steps[-1].output, chain.inverse(z)[0])
+    inside = steps[2].output  # after the inner Squeeze's inverse: the factored-out half beside it, unsqueezed
+    assert inside.shape == (2, 4, 2, 2) and torch.equal(inside[:, :2], Squeeze()(z.double())[0][:, :2].to(z))
+
+
+def test_trace_of_a_multi_scale_model_adds_up_to_its_log_det():
+    torch.manual_seed(0)
+    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, hidden=4, n_blocks=1)).eval()
+    x = torch.rand(3, 2, 4, 4)
+    z, log_det = flow(x)
+    steps = flow.trace(x)
+    modules = dict(flow.named_modules())
+    assert all(modules[step.name] is step.layer for step in steps)  # named as in named_modules()
+    assert [type(step.layer).__name__ for step in steps].count("MaskedAffineCoupling") == 3 + 4
+    assert {tuple(step.output.shape) for step in steps} == {(3, 2, 4, 4), (3, 8, 2, 2)}  # squeezed in between
+    torch.testing.assert_close(steps[-1].output, z)
+    torch.testing.assert_close(sum(step.log_det for step in steps), log_det, atol=1e-4, rtol=1e-5)
+    back = flow.trace(z, inverse=True)
+    torch.testing.assert_close(back[-1].output, x, atol=1e-4, rtol=1e-4)
 
 
 def test_resnet_starts_at_zero_and_checkpointing_changes_nothing():

@@ -35,11 +35,10 @@ def _max_abs(t: Tensor) -> float:
 
 
 def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str, Any]]:
-    """Run ``x`` through ``flow`` (``forward``, or ``inverse`` for a latent) and record, for every
-    elementary layer in the order it runs: its name and type, max |input|, max |output| (over finite
-    entries), the number of non-finite outputs, and for couplings max |s| and the learned scale's max.
-
-    Layers are wrapped for the duration of the call only (instance attributes, removed afterwards).
+    """Run ``x`` through ``flow`` (``forward``, or ``inverse`` for a latent) with ``Flow.trace`` and
+    record, for every elementary layer in the order it runs: its name and type, max |input|, max
+    |output| (over finite entries, in the flow's layout), the number of non-finite outputs, and for
+    couplings max |s| and the learned scale's max (read by forward hooks on ``TanhScale``).
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -47,19 +46,7 @@ def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str,
         >>> [(r["layer"], r["type"], r["non_finite"]) for r in trace_layers(flow, torch.zeros(3, 2))]
         [('chain.layers.0', 'AffineCoupling', 0), ('chain.layers.1', 'AffineCoupling', 0)]
     """
-    records: list[dict[str, Any]] = []
     scales: dict[str, tuple[float, float]] = {}
-    layers = leaves(flow)
-    method = "inverse" if inverse else "forward"
-
-    def wrap(name: str, layer: Bijector, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Callable:
-        def recorded(inp: Tensor) -> tuple[Tensor, Tensor]:
-            out, log_det = fn(inp)
-            records.append({"layer": name, "type": type(layer).__name__, "in": _max_abs(inp),
-                            "out": _max_abs(out), "non_finite": int((~torch.isfinite(out)).sum()),
-                            "log_det_finite": bool(torch.isfinite(log_det).all())})
-            return out, log_det
-        return recorded
 
     def record_s(name: str) -> Callable:
         def hook(module: TanhScale, args: tuple[Tensor], s: Tensor) -> None:
@@ -69,18 +56,17 @@ def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str,
     handles = [m.register_forward_hook(record_s(n.rpartition(".")[0]))
                for n, m in flow.named_modules() if isinstance(m, TanhScale)]
     try:
-        for name, layer in layers:
-            setattr(layer, method, wrap(name, layer, getattr(layer, method)))
-        with torch.no_grad():
-            flow.chain.inverse(x) if inverse else flow.chain(x)
+        steps = flow.trace(x, inverse)
     finally:
-        for _, layer in layers:
-            layer.__dict__.pop(method, None)
         for handle in handles:
             handle.remove()
-    for record in records:
-        if record["layer"] in scales:
-            record["max_s"], record["scale"] = scales[record["layer"]]
+    records: list[dict[str, Any]] = []
+    for before, step in zip([x] + [s.output for s in steps], steps):
+        records.append({"layer": step.name, "type": type(step.layer).__name__, "in": _max_abs(before),
+                        "out": _max_abs(step.output), "non_finite": int((~torch.isfinite(step.output)).sum()),
+                        "log_det_finite": bool(torch.isfinite(step.log_det).all())})
+        if step.name in scales:
+            records[-1]["max_s"], records[-1]["scale"] = scales[step.name]
     return records
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from realnvp.bijectors import Chain, TanhScale
+from realnvp.bijectors import Chain, Step, TanhScale
 from realnvp.diagnostics import warn_if_non_finite
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def _checked(temperature: float) -> float:
+    if temperature < 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    return temperature
 
 
 class Flow(nn.Module):
@@ -38,64 +46,143 @@ class Flow(nn.Module):
 
     @property
     def event_size(self) -> int:
+        """Numbers per example: ``prod(event_shape)``."""
         return math.prod(self.event_shape)
 
-    def _check_shape(self, x: Tensor) -> None:
+    @property
+    def device(self) -> torch.device:
+        """Where the flow's parameters and buffers live (CPU for a flow without any)."""
+        return next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the flow's parameters (what ``log_prob`` converts inputs to)."""
+        floats = (t for t in itertools.chain(self.parameters(), self.buffers()) if t.is_floating_point())
+        return next(floats, torch.empty(0)).dtype
+
+    def _check_shape(self, x: Tensor, single_ok: bool = False) -> None:
         if tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"expected a batch of examples of shape {self.event_shape}, "
-                             f"got a tensor of shape {tuple(x.shape)}")
+            batch = f"a batch [N, {', '.join(map(str, self.event_shape))}]"
+            what = f"one example of shape {self.event_shape} or {batch}" if single_ok else f"{batch} of examples"
+            raise ValueError(f"expected {what}, got shape {tuple(x.shape)}")
+
+    def as_batch(self, x: Tensor | np.ndarray) -> tuple[Tensor, bool]:
+        """``x`` (tensor, NumPy array or nested lists; a batch or one example) as a batch on the flow's
+        device and dtype, and whether it was one example. Any other shape is a ``ValueError``.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> batch, single = build_vector_flow(dim=2, n_couplings=2, hidden=(8,)).as_batch(np.zeros(2))
+            >>> batch.shape, batch.dtype, single
+            (torch.Size([1, 2]), torch.float32, True)
+        """
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+        if x.dtype == torch.bool or x.is_complex():
+            raise ValueError(f"expected real numbers, got a tensor of {x.dtype}")
+        if len(self.event_shape) == 3 and not x.is_floating_point():
+            raise ValueError("an image flow takes dequantized pixels in [0, 1), not integers: score integer "
+                             "images with realnvp.score(flow, images, n_levels=...)")
+        x = x.to(device=self.device, dtype=self.dtype)
+        single = tuple(x.shape) == self.event_shape
+        x = x[None] if single else x
+        self._check_shape(x, single_ok=True)
+        return x, single
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Data -> latent: ``(z, log|det dz/dx|)``."""
+        """Data -> latent: ``(z, log|det dz/dx|)`` for a batch ``x`` of shape ``[N, *event_shape]``."""
         self._check_shape(x)
         return self.chain(x)
 
     def inverse(self, z: Tensor) -> Tensor:
-        """Latent -> data."""
+        """Latent -> data: ``x`` only (``self.chain.inverse(z)`` also gives ``log|det dx/dz|``)."""
         return self.chain.inverse(z)[0]
 
     def base_log_prob(self, z: Tensor) -> Tensor:
         """Standard normal log-density, summed over the event."""
         return -0.5 * (z.flatten(1) ** 2).sum(-1) - 0.5 * self.event_size * LOG_2PI
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-density of each example, in nats, in the data's own units: ``[batch]``."""
-        self._check_shape(x)
+    def log_prob(self, x: Tensor | np.ndarray) -> Tensor:
+        """Exact log-density of each example, in nats, in the data's own units: ``[N]`` for a batch
+        ``[N, *event_shape]``, a scalar for one example. NumPy arrays and other dtypes are converted to
+        the flow's device and dtype."""
+        x, single = self.as_batch(x)
         z, log_det = self.chain(x)
-        return self.base_log_prob(z) + log_det
+        log_p = self.base_log_prob(z) + log_det
+        return log_p[0] if single else log_p
 
     def sample_latent(self, n: int, temperature: float = 1.0) -> Tensor:
-        """``n`` draws from ``N(0, temperature^2 I)`` on the parameters' device."""
-        ref = next(self.parameters())
-        return torch.randn(n, *self.event_shape, device=ref.device, dtype=ref.dtype) * temperature
+        """``n`` draws from ``N(0, temperature^2 I)`` on the flow's device."""
+        return torch.randn(n, *self.event_shape, device=self.device, dtype=self.dtype) * temperature
+
+    def _draw(self, n: int, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z, x, log|det dx/dz|)`` for ``n`` base draws; warns when a sample is not finite."""
+        z = self.sample_latent(n, _checked(temperature))
+        x, log_det = self.chain.inverse(z)
+        warn_if_non_finite(self, z, x)
+        return z, x, log_det
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, chunk_size: int = 65536) -> Tensor:
-        """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory. ``temperature``
-        scales the base standard deviation (below 1 gives cleaner, less diverse samples). A sample
-        that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it blew up in."""
-        if temperature < 0 or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        chunks = []
-        for i in range(0, n, chunk_size):
-            z = self.sample_latent(min(chunk_size, n - i), temperature)
-            chunks.append(self.inverse(z))
-            warn_if_non_finite(self, z, chunks[-1])
-        return torch.cat(chunks) if chunks else self.sample_latent(0)
+        """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory, without gradients.
+        ``temperature`` scales the base standard deviation (below 1 gives cleaner, less diverse
+        samples). A sample that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it
+        blew up in."""
+        chunks = [self._draw(min(chunk_size, n - i), temperature)[1] for i in range(0, n, chunk_size)]
+        return torch.cat(chunks) if chunks else self.sample_latent(0, _checked(temperature))
+
+    def rsample(self, n: int, temperature: float = 1.0) -> Tensor:
+        """``n`` samples that carry gradients to the flow's parameters (reparameterised, as
+        ``torch.distributions``' ``rsample``): for losses on samples. One batch, no chunking.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,))
+            >>> flow.rsample(4).pow(2).sum().backward()
+            >>> flow.chain.layers[0].conditioner[-1].weight.grad is not None
+            True
+        """
+        return self._draw(n, temperature)[1]
+
+    def sample_and_log_prob(self, n: int, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+        """``(x, log p(x))`` for ``n`` samples from one inverse pass: ``log p(x) = log N(z) - log|det
+        dx/dz|``, the flow's density (temperature 1) at each sample. Differentiable like ``rsample``;
+        in eval mode it equals ``log_prob(x)`` (training-mode batch norm uses batch statistics forward).
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,)).eval()
+            >>> x, log_p = flow.sample_and_log_prob(3, temperature=0.5)
+            >>> torch.allclose(log_p, flow.log_prob(x), atol=1e-5)
+            True
+        """
+        z, x, log_det = self._draw(n, temperature)
+        return x, self.base_log_prob(z) - log_det
 
     @torch.no_grad()
-    def inverse_trace(self, z: Tensor) -> list[Tensor]:
-        """``z`` bent back into data one layer at a time (for the layer-by-layer animation)."""
-        return self.chain.inverse_trace(z)
+    def trace(self, x: Tensor, inverse: bool = False) -> list[Step]:
+        """``x`` through the flow one elementary layer at a time, without gradients: data towards the
+        latent, or with ``inverse=True`` a latent bent back into data. One ``Step(name, layer, output,
+        log_det)`` per layer, names as in ``named_modules()``; each output is the whole state of the
+        flow after that layer (squeezed where the chain is squeezed; inside a factor-out, the inner
+        state beside the half that left); the log-dets add up to the flow's.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,))
+            >>> [(step.name, type(step.layer).__name__) for step in flow.trace(flow.sample_latent(3), inverse=True)]
+            [('chain.layers.1', 'AffineCoupling'), ('chain.layers.0', 'AffineCoupling')]
+        """
+        self._check_shape(x)
+        return self.chain.trace(x, inverse, "chain")
 
     def scale_penalty(self) -> Tensor:
         """``sum(scale^2)`` over every coupling's learned tanh scale: the paper's L2 term on ``s``."""
-        ref = next(self.parameters())
-        total = ref.new_zeros(())
+        total = torch.zeros((), device=self.device, dtype=self.dtype)
         for module in self.modules():
             if isinstance(module, TanhScale):
                 total = total + module.scale.pow(2).sum()
         return total
 
     def n_params(self) -> int:
+        """Number of learned parameters."""
         return sum(p.numel() for p in self.parameters())

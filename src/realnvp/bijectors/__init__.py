@@ -1,8 +1,8 @@
 """Invertible layers: one contract (``Bijector``), composed by ``Chain``."""
 
-from realnvp.bijectors.base import Bijector, Chain, Standardize
+from realnvp.bijectors.base import Bijector, Chain, Standardize, Step
 from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
-from realnvp.bijectors.masks import alternating_mask, channel_mask, checkerboard_mask, half_mask, random_mask
+from realnvp.bijectors.masks import alternating_mask, checkerboard_mask, half_mask, random_mask
 from realnvp.bijectors.normalization import BatchNormFlow
 from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
 from realnvp.bijectors.reshape import FactorOut, Squeeze, Unsqueeze
@@ -17,10 +17,10 @@ __all__ = [
     "MaskedAffineCoupling",
     "Squeeze",
     "Standardize",
+    "Step",
     "TanhScale",
     "Unsqueeze",
     "alternating_mask",
-    "channel_mask",
     "checkerboard_mask",
     "dequantize",
     "half_mask",

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
+
+
+class Step(NamedTuple):
+    """One elementary layer's part of a ``trace``: its dotted ``name`` (as in ``named_modules()`` of the
+    traced module), the ``layer``, the state after it (``output``, in the layout of the traced module's
+    input) and its ``log_det`` (``[batch]``; a trace's log-dets sum to the whole map's).
+
+    Example:
+        >>> Step("layers.0", Chain([]), torch.zeros(1, 2), torch.zeros(1)).name
+        'layers.0'
+    """
+
+    name: str
+    layer: Bijector
+    output: Tensor
+    log_det: Tensor
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 class Bijector(nn.Module):
@@ -43,11 +65,20 @@ class Bijector(nn.Module):
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def inverse_steps(self, z: Tensor) -> list[tuple[str, Tensor]]:
-        """``[(layer name, state after its inverse), ...]`` latent -> data, one entry per elementary
-        layer; containers (``Chain``, factor-out) list their parts, so a whole multi-scale model can be
-        watched step by step. Every state has the shape of this layer's input."""
-        return [(type(self).__name__, self.inverse(z)[0])]
+    def trace(self, x: Tensor, inverse: bool = False, prefix: str = "") -> list[Step]:
+        """``x`` through this map one elementary layer at a time (``forward``, or ``inverse`` for a
+        latent): one ``Step`` per layer, in the order they run. Containers (``Chain``, ``FactorOut``)
+        trace their parts, so a whole multi-scale model can be watched or debugged step by step; the
+        last step's output is the map's output. ``prefix`` is this module's own name.
+
+        Example:
+            >>> from realnvp.bijectors import Standardize
+            >>> chain = Chain([Standardize(torch.zeros(1), torch.full((1,), 2.0)), Chain([])])
+            >>> [(s.name, type(s.layer).__name__, s.output.tolist()) for s in chain.trace(torch.ones(1, 1))]
+            [('layers.0', 'Standardize', [[0.5]])]
+        """
+        out, log_det = self.inverse(x) if inverse else self(x)
+        return [Step(prefix, self, out, log_det)]
 
 
 class Chain(Bijector):
@@ -80,28 +111,14 @@ class Chain(Bijector):
             log_det = log_det + ld
         return z, log_det
 
-    def inverse_trace(self, z: Tensor) -> list[Tensor]:
-        """``[z, after last layer's inverse, ..., x]``: the latent bent back into data, layer by layer."""
-        states = [z]
-        for layer in reversed(self.layers):
-            z, _ = layer.inverse(z)
-            states.append(z)
-        return states
-
-    def inverse_steps(self, z: Tensor) -> list[tuple[str, Tensor]]:
-        steps: list[tuple[str, Tensor]] = []
-        for layer in reversed(self.layers):
-            steps += layer.inverse_steps(z)
-            z = steps[-1][1] if steps else z
+    def trace(self, x: Tensor, inverse: bool = False, prefix: str = "") -> list[Step]:
+        steps: list[Step] = []
+        order = list(enumerate(self.layers))
+        for i, layer in reversed(order) if inverse else order:
+            inner = layer.trace(x, inverse, _join(prefix, f"layers.{i}"))
+            steps += inner
+            x = inner[-1].output if inner else x
         return steps
-
-    def forward_trace(self, x: Tensor) -> list[Tensor]:
-        """``[x, after layer 0, ..., z]``: data pushed towards the latent, layer by layer."""
-        states = [x]
-        for layer in self.layers:
-            x, _ = layer(x)
-            states.append(x)
-        return states
 
 
 class Standardize(Bijector):

@@ -56,12 +56,3 @@ def checkerboard_mask(height: int, width: int, parity: int) -> Tensor:
     j = torch.arange(width)[None, :]
     return ((i + j) % 2 == parity)[None]
 
-
-def channel_mask(channels: int, parity: int) -> Tensor:
-    """Channel-wise ``[C, 1, 1]``: the first (parity 0) or second (parity 1) half of channels pass.
-
-    Example:
-        >>> channel_mask(4, 0).flatten().tolist()
-        [True, True, False, False]
-    """
-    return half_mask(channels, parity)[:, None, None]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from realnvp.bijectors.base import Bijector
+from realnvp.bijectors.base import Bijector, Step
 
 
 class Squeeze(Bijector):
@@ -98,7 +98,8 @@ class FactorOut(Bijector):
         rest, log_det = self.inner.inverse(rest)
         return torch.cat([out, rest], dim=1), log_det
 
-    def inverse_steps(self, z: Tensor) -> list[tuple[str, Tensor]]:
-        out, rest = self._split(z)
-        return [(name, torch.cat([out, unsqueeze_to(state, rest.shape[-2])], dim=1))
-                for name, state in self.inner.inverse_steps(rest)]
+    def trace(self, x: Tensor, inverse: bool = False, prefix: str = "") -> list[Step]:
+        # Each state of the inner scales, unsqueezed back to this layer's layout beside the half that left.
+        out, rest = self._split(x)
+        return [step._replace(output=torch.cat([out, unsqueeze_to(step.output, rest.shape[-2])], dim=1))
+                for step in self.inner.trace(rest, inverse, f"{prefix}.inner" if prefix else "inner")]

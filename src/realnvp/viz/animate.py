@@ -44,7 +44,8 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
         raise UserError("writing .mp4 needs ffmpeg on PATH; write a .gif instead")
     torch.manual_seed(seed)
     flow.eval()
-    trace = flow.inverse_trace(flow.sample_latent(n))
+    z = flow.sample_latent(n)
+    trace = [z] + [step.output for step in flow.trace(z, inverse=True)]
     # One stage per coupling: fixed affine and batch-norm layers ride along with the next coupling
     # (they only rescale), and the last stage is always the data space.
     stages = [0] + [i for i, name in enumerate(layer_names(flow), 1) if "Coupling" in name]

@@ -116,7 +116,7 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
     torch.manual_seed(seed)
     flow.eval()
     z = flow.sample_latent(n)
-    steps = [("base N(0, I)", z)] + flow.chain.inverse_steps(z)
+    steps = [("base N(0, I)", z)] + [(type(s.layer).__name__, s.output) for s in flow.trace(z, inverse=True)]
     zoom = _zoom_for(flow.event_shape[1])
     frames = []
     for i, (name, state) in enumerate(steps):
