@@ -1,5 +1,6 @@
 """Pictures of a trained image flow: sample grids, what each scale encodes (paper, appendix D) and
-base samples turning into images layer by layer. Pillow only; no matplotlib needed."""
+base samples turning into images layer by layer. Pillow only; no matplotlib needed. Every picture
+carries its title (and column headers) drawn above it and as PNG metadata."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 
 from realnvp.bijectors import Logit
@@ -41,14 +43,67 @@ def _zoom_for(height: int) -> int:
     return max(1, 64 // height)
 
 
-def save_png(picture: np.ndarray, path: str | Path) -> None:
-    """Write a ``uint8`` picture (from ``grid``) as PNG; an unwritable path is a ``UserError``.
+def _font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _wrap(text: str, width: int, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> list[str]:
+    """``text`` broken into lines of at most ``width`` pixels (a word longer than that keeps its line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def labelled(picture: np.ndarray, title: str, headers: list[str] | None = None) -> np.ndarray:
+    """``picture`` (``uint8``, grey or RGB, from ``grid``) with ``title`` written above it and, when
+    given, one header per column of tiles (equal widths) between the title and the tiles.
 
     Example:
-        >>> save_png(grid(np.ones((4, 1, 8, 8))), tmp / "ones.png")
+        >>> picture = grid(np.zeros((4, 1, 8, 8)), ncol=2, zoom=8)
+        >>> labelled(picture, "two columns", ["left", "right"]).shape[1:] == picture.shape[1:]
+        True
     """
+    font, line = _font(), 15
+    width = picture.shape[1]
+    title_lines = _wrap(title, width - 8, font)
+    column = width / len(headers) if headers else width
+    header_lines = [_wrap(h, int(column) - 4, font) for h in headers or []]
+    top = 4 + line * len(title_lines) + (line * max(map(len, header_lines)) + 4 if header_lines else 0)
+    mode = "L" if picture.ndim == 2 else "RGB"
+    canvas = Image.new(mode, (width, top + picture.shape[0]), 255 if mode == "L" else "white")
+    canvas.paste(Image.fromarray(picture), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    ink = 0 if mode == "L" else "black"
+    for k, text in enumerate(title_lines):
+        draw.text((4, 2 + k * line), text, fill=ink, font=font)
+    for c, lines in enumerate(header_lines):
+        for k, text in enumerate(lines):
+            x = c * column + (column - font.getlength(text)) / 2
+            draw.text((max(x, 0), 4 + line * (len(title_lines) + k)), text, fill=ink, font=font)
+    return np.asarray(canvas)
+
+
+def save_png(picture: np.ndarray, path: str | Path, title: str = "") -> None:
+    """Write a ``uint8`` picture (from ``grid``) as PNG, ``title`` in its metadata; an unwritable
+    path is a ``UserError``.
+
+    Example:
+        >>> save_png(grid(np.ones((4, 1, 8, 8))), tmp / "ones.png", title="ones")
+        >>> Image.open(tmp / "ones.png").text["Title"]
+        'ones'
+    """
+    info = PngInfo()
+    if title:
+        info.add_text("Title", title)
     try:
-        Image.fromarray(picture).save(path)
+        Image.fromarray(picture).save(path, format="PNG", pnginfo=info)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -63,30 +118,49 @@ def _to_pixels(flow: Flow, state: Tensor) -> np.ndarray:
     return state.clamp(0, 1).cpu().numpy()
 
 
+def scale_headers(n_scales: int) -> list[str]:
+    """Column headers of ``scales_picture``: the image, then each scale resampled, finest first (scale 1
+    is the first factored out, at full resolution; the last is the coarsest).
+
+    Example:
+        >>> scale_headers(3)
+        ['image', 'scale 1 (finest) resampled', 'scale 2 resampled', 'scale 3 (coarsest) resampled']
+    """
+    which = {0: " (finest)", n_scales - 1: " (coarsest)"} if n_scales > 1 else {}
+    return ["image"] + [f"scale {k + 1}{which.get(k, '')} resampled" for k in range(n_scales)]
+
+
 @torch.no_grad()
-def sample_grid(flow: Flow, path: str | Path, n: int = 64, temperature: float = 1.0, seed: int = 0) -> None:
-    """``n`` samples at ``temperature`` as one PNG grid.
+def sample_grid(flow: Flow, path: str | Path, n: int = 64, temperature: float = 1.0, seed: int = 0,
+                name: str = "") -> None:
+    """``n`` samples at ``temperature`` as one PNG grid, the temperature written above it.
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> sample_grid(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "grid.png", n=9)
+        >>> sample_grid(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "grid.png", n=9, temperature=0.7)
+        >>> Image.open(tmp / "grid.png").text["Title"]
+        'Real NVP samples, temperature 0.7'
     """
     torch.manual_seed(seed)
     samples = flow.eval().sample(n, temperature=temperature)
-    save_png(grid(samples.clamp(0, 1).cpu().numpy(), zoom=_zoom_for(flow.event_shape[1])), path)
+    title = f"{name + ': ' if name else ''}Real NVP samples, temperature {temperature:g}"
+    picture = grid(samples.clamp(0, 1).cpu().numpy(), zoom=_zoom_for(flow.event_shape[1]))
+    save_png(labelled(picture, title), path, title)
 
 
 @torch.no_grad()
 def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, temperature: float = 1.0,
                    seed: int = 0) -> None:
     """What each scale encodes (paper, appendix D): one row per image ``y`` (dequantized, ``[N, C,
-    H, W]``); first column the image, then for each scale ``k`` the image rebuilt after resampling
-    only scale ``k``'s factored-out latents from the base (the others stay those of ``y``).
+    H, W]``); first column the image, then for each scale ``k``, finest first, the image rebuilt after
+    resampling only scale ``k``'s factored-out latents from the base (the others stay those of ``y``).
 
     Example:
         >>> from realnvp.models import build_image_flow
         >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
         >>> scales_picture(flow, torch.rand(2, 1, 4, 4), 2, tmp / "scales.png")
+        >>> Image.open(tmp / "scales.png").text["Title"].split(";")[0]
+        'what each scale encodes, finest to coarsest'
     """
     flow.eval()
     ref = next(flow.parameters())
@@ -98,7 +172,11 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
         fresh = flow.sample_latent(len(images), temperature)
         columns.append(flow.inverse(torch.where(scale_of == k, fresh, z)))
     tiles = torch.stack(columns, 1).flatten(0, 1).clamp(0, 1).cpu().numpy()
-    save_png(grid(tiles, ncol=n_scales + 1, zoom=_zoom_for(flow.event_shape[1])), path)
+    headers = scale_headers(n_scales)
+    title = (f"what each scale encodes, finest to coarsest; one row per training image; temperature "
+             f"{temperature:g}")
+    picture = grid(tiles, ncol=n_scales + 1, zoom=_zoom_for(flow.event_shape[1]))
+    save_png(labelled(picture, title, headers), path, f"{title}; columns: {', '.join(headers)}")
 
 
 @torch.no_grad()
@@ -134,7 +212,7 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
 
 
 def write_image_pictures(run_dir: Path, flow: Flow, train_images: np.ndarray, n_levels: int,
-                         n_scales: int) -> list[Path]:
+                         n_scales: int, name: str = "") -> list[Path]:
     """samples.png (temperature 1), samples_t0.7.png, scales.png and animation.gif for an image run.
 
     Example:
@@ -145,8 +223,8 @@ def write_image_pictures(run_dir: Path, flow: Flow, train_images: np.ndarray, n_
     """
     written = [run_dir / "samples.png", run_dir / "samples_t0.7.png", run_dir / "scales.png",
                run_dir / "animation.gif"]
-    sample_grid(flow, written[0], temperature=1.0)
-    sample_grid(flow, written[1], temperature=0.7)
+    sample_grid(flow, written[0], temperature=1.0, name=name)
+    sample_grid(flow, written[1], temperature=0.7, name=name)
     v = torch.from_numpy(train_images[:8])
     y = (v.float() + torch.rand(v.shape, generator=torch.Generator().manual_seed(0))) / n_levels
     scales_picture(flow, y, n_scales, written[2])
