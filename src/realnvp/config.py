@@ -30,6 +30,7 @@ class DataConfig:
 
     name: str = "moons"  # a toy density name, or "file" with ``path``
     path: str = ""  # .npy / .npz / .csv of vectors when name == "file"
+    test_path: str = ""  # a held-out file (or image folder) used as the test split instead of a split of path
     n_train: int = 10000  # toy sets only
     n_test: int = 10000  # toy sets only
     noise: float = -1.0  # toy sets only; < 0 means the dataset's own default
@@ -60,6 +61,7 @@ class ModelConfig:
     batch_norm: bool = False
     bn_momentum: float = 0.05
     scale_init: float = 1.0  # starting value of every coupling's learned tanh scale (bounds |s| at first)
+    whiten: bool = False  # vectors: first layer whitens with the training rows' full covariance (Cholesky)
     # kind = "image": the paper's multi-scale model (models/image.py)
     n_scales: int = 2  # scales; each but the last squeezes once and factors out half
     feature_maps: int = 64  # s/t ResNet width at the first scale, doubled at each later scale

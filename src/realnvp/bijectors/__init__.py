@@ -3,7 +3,7 @@
 from realnvp.bijectors.base import Bijector, Chain, Standardize, Step
 from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
 from realnvp.bijectors.masks import alternating_mask, checkerboard_mask, half_mask, random_mask
-from realnvp.bijectors.normalization import BatchNormFlow
+from realnvp.bijectors.normalization import BatchNormFlow, Whiten
 from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
 from realnvp.bijectors.reshape import FactorOut, Squeeze, Unsqueeze
 
@@ -20,6 +20,7 @@ __all__ = [
     "Step",
     "TanhScale",
     "Unsqueeze",
+    "Whiten",
     "alternating_mask",
     "checkerboard_mask",
     "dequantize",

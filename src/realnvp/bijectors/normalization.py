@@ -1,4 +1,4 @@
-"""Batch normalization as an invertible flow layer (paper, section 3.7; seed 000, section 3.5)."""
+"""Batch normalization as an invertible flow layer (paper, section 3.7)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ class BatchNormFlow(Bijector):
     that evaluation and sampling use; gradients flow through the batch's share. Evaluation and
     ``inverse`` always use the stored running statistics, so ``inverse(forward(x)) == x`` in both
     modes. The variance is the biased batch variance everywhere (the unbiased/biased mix of
-    ``nn.BatchNorm`` is the trap seed 000 describes). The first training batch initialises the
-    statistics, so a small momentum (seed 000: 0.005) does not start from an arbitrary N(0, 1).
+    ``nn.BatchNorm``, whose running variance is unbiased while it normalises with the biased one, is a
+    known trap). The first training batch initialises the statistics, so a small momentum (the image
+    presets use 0.005) does not start from an arbitrary N(0, 1).
 
     Under DDP the batch statistics are all-reduced, so every rank normalises with the global batch's
     moments and holds the same running averages.
@@ -25,6 +26,13 @@ class BatchNormFlow(Bijector):
     ``log_det = -0.5 * sum(log(var + eps))`` over the event, broadcast over the batch.
     ``feature_dims`` are the event dims that keep their own statistics (``(1,)`` for vectors and
     image channels): every other non-batch dimension is averaged over.
+
+    ``batch_gradient=True`` (the vector flows' choice) keeps those values but differentiates the batch
+    moments with full weight instead of the momentum's share. With only the ``momentum`` share
+    differentiated, scaling an upstream coupling's output by ``c`` and the running variance by ``c^2``
+    is a direction the loss barely sees, so gradient noise random-walks along it: on a smooth 2-D
+    banana the running variances drifted from 1 to ~280 in 800 steps and every lurch was a spike in
+    train and validation NLL (2.6 -> 8.0 nats). With the full batch gradient the same run is smooth.
 
     Example:
         >>> import torch
@@ -35,11 +43,12 @@ class BatchNormFlow(Bijector):
         True
     """
 
-    def __init__(self, shape: tuple[int, ...], momentum: float = 0.05, eps: float = 1e-5) -> None:
+    def __init__(self, shape: tuple[int, ...], momentum: float = 0.05, eps: float = 1e-5,
+                 batch_gradient: bool = False) -> None:
         super().__init__()
         if not 0.0 < momentum <= 1.0:
             raise ValueError(f"batch-norm momentum must be in (0, 1], got {momentum}")
-        self.momentum, self.eps = momentum, eps
+        self.momentum, self.eps, self.batch_gradient = momentum, eps, batch_gradient
         self.register_buffer("running_mean", torch.zeros(shape))
         self.register_buffer("running_var", torch.ones(shape))
         self.register_buffer("initialized", torch.tensor(False))
@@ -73,6 +82,9 @@ class BatchNormFlow(Bijector):
                 self.running_mean.copy_(mean)
                 self.running_var.copy_(var)
                 self.initialized.fill_(True)
+            if self.batch_gradient:  # same values, gradient of the batch's moments at full weight
+                mean = mean.detach() + (batch_mean - batch_mean.detach())
+                var = var.detach() * (batch_var / batch_var.detach().clamp_min(self.eps))
         else:
             mean, var = self.running_mean, self.running_var
         z = (x - mean) * torch.rsqrt(var + self.eps)
@@ -82,3 +94,36 @@ class BatchNormFlow(Bijector):
         var = self.running_var
         x = z * torch.sqrt(var + self.eps) + self.running_mean
         return x, -self._log_det(var, z)
+
+
+class Whiten(Bijector):
+    """Fixed full-covariance whitening ``z = L^{-1} (x - loc)``, ``L`` the lower Cholesky factor of the
+    training rows' covariance: the vector flow's first layer, so an untrained flow (couplings at the
+    identity) is exactly the full-covariance Gaussian fitted to the data and training starts from that
+    baseline instead of from N(0, I) in raw units. ``log_det = -sum(log diag L)``; nothing is learned.
+
+    Example:
+        >>> import torch
+        >>> tril = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+        >>> layer = Whiten(torch.zeros(2), tril)
+        >>> z, log_det = layer(torch.tensor([[2.0, 2.0]]))
+        >>> z.tolist(), round(log_det.item(), 4), layer.inverse(z)[0].tolist()  # -log 2
+        ([[1.0, 1.0]], -0.6931, [[2.0, 2.0]])
+    """
+
+    def __init__(self, loc: Tensor, tril: Tensor) -> None:
+        super().__init__()
+        if tril.ndim != 2 or not torch.all(torch.diagonal(tril) > 0):
+            raise ValueError("Whiten needs a lower-triangular factor with a positive diagonal")
+        self.register_buffer("loc", loc.clone())
+        self.register_buffer("tril", torch.tril(tril).clone())
+
+    def _log_det(self, x: Tensor) -> Tensor:
+        return (-torch.diagonal(self.tril).log().sum()).expand(x.shape[0]).to(x.dtype)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = torch.linalg.solve_triangular(self.tril, (x - self.loc).T, upper=False).T
+        return z, self._log_det(x)
+
+    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return z @ self.tril.T + self.loc, -self._log_det(z)

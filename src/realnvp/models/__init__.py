@@ -32,7 +32,7 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             raise UserError(f"the vector model needs flat examples, got shape {event_shape}")
         dim = event_shape[0]
         if loc is None:  # rebuilt from a checkpoint: the real values come with the state dict
-            loc, scale = torch.zeros(dim), torch.ones(dim)
+            loc, scale = torch.zeros(dim), torch.eye(dim) if cfg.whiten else torch.ones(dim)
         try:
             return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
                                      cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, Standardize
+from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, Standardize, Whiten
 from realnvp.bijectors.masks import alternating_mask, half_mask, random_mask
 from realnvp.flow import Flow
 from realnvp.nets import MLP
@@ -34,7 +34,9 @@ def build_vector_flow(
             random half per layer, complemented on the next layer so every coordinate is transformed).
         batch_norm: insert a running-average batch-norm layer after each coupling but the last.
         loc, scale: the training data's mean and std; stored as a fixed first layer so every
-            log-likelihood is reported in the data's own units.
+            log-likelihood is reported in the data's own units. A ``[D, D]`` ``scale`` is the lower
+            Cholesky factor of the covariance: the first layer then whitens (``Whiten``), so the
+            untrained flow is the full-covariance Gaussian of the training rows.
         scale_init: starting value of each coupling's learned tanh scale (the bound on ``|s|`` until
             training grows it); 2-D toys with thin structure train faster from 2 than from 1.
 
@@ -48,7 +50,7 @@ def build_vector_flow(
     generator = torch.Generator().manual_seed(mask_seed)
     layers: list[Bijector] = []
     if loc is not None and scale is not None:
-        layers.append(Standardize(loc, scale))
+        layers.append(Whiten(loc, scale) if scale.ndim == 2 else Standardize(loc, scale))
     random_layer_mask = None
     for i in range(n_couplings):
         if mask == "alternating":
@@ -61,5 +63,5 @@ def build_vector_flow(
         n_pass = int(m.sum())
         layers.append(AffineCoupling(m, MLP(n_pass, 2 * (dim - n_pass), hidden), scale_init=scale_init))
         if batch_norm and i < n_couplings - 1:
-            layers.append(BatchNormFlow((dim,), momentum=bn_momentum))
+            layers.append(BatchNormFlow((dim,), momentum=bn_momentum, batch_gradient=True))
     return Flow(Chain(layers), (dim,))
