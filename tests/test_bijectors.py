@@ -7,8 +7,10 @@ from realnvp.bijectors import (
     AffineCoupling,
     BatchNormFlow,
     Chain,
+    MaskedAffineCoupling,
     Standardize,
     alternating_mask,
+    checkerboard_mask,
     half_mask,
     random_mask,
 )
@@ -106,3 +108,16 @@ def test_bad_masks_are_rejected():
         alternating_mask(1, 0)
     with pytest.raises(ValueError, match="both passing and transformed"):
         AffineCoupling(torch.ones(3, dtype=torch.bool), MLP(3, 0, (4,)))
+
+
+def test_conditioner_of_the_wrong_width_is_an_error_naming_the_expected_width():
+    right = AffineCoupling(alternating_mask(3, 0), MLP(2, 2, (4,)))  # 1 transformed coordinate: 2 outputs
+    assert right(torch.randn(2, 3))[0].shape == (2, 3)
+    shared = AffineCoupling(alternating_mask(4, 1), MLP(2, 2, (4,)))  # 2 transformed: wants 4, chunk would share
+    for call in (shared, shared.inverse):
+        with pytest.raises(ValueError, match=r"conditioner returned 2 features .* expected 4 \(raw s and t for each "
+                                             r"of the 2 transformed"):
+            call(torch.randn(2, 4))
+    masked = MaskedAffineCoupling(checkerboard_mask(2, 2, 0), torch.nn.Conv2d(3, 3, 1), channels=3)
+    with pytest.raises(ValueError, match=r"returned 3 features .* expected 6 .* 3 channels"):
+        masked(torch.randn(1, 3, 2, 2))

@@ -107,6 +107,8 @@ def test_flow_rejects_examples_of_another_shape(dim, wrong, batch):
     if wrong == dim:
         assert flow.log_prob(x).shape == (batch,)
         return
-    with pytest.raises(ValueError, match=rf"expected a batch of examples of shape \({dim},\), got a tensor of "
-                                         rf"shape \({batch}, {wrong}\)"):
+    with pytest.raises(ValueError, match=rf"expected one example of shape \({dim},\) or a batch \[N, {dim}\], "
+                                         rf"got shape \({batch}, {wrong}\)$"):
         flow.log_prob(x)
+    with pytest.raises(ValueError, match=rf"expected a batch \[N, {dim}\] of examples, got shape \({batch}, {wrong}\)"):
+        flow(x)

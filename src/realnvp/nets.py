@@ -13,7 +13,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 class MLP(nn.Sequential):
     """``in -> hidden... -> out`` with ReLU; the output layer starts at zero so a coupling starts as
-    the identity (seed 000: this avoided bad local minima; Glow does the same).
+    the identity (Glow, Kingma & Dhariwal 2018, zero-initialises its last convolutions the same way).
 
     Example:
         >>> import torch
@@ -32,9 +32,6 @@ class MLP(nn.Sequential):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         super().__init__(*layers, last)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x)
 
 
 NORMS = ("batch", "instance", "none")

@@ -15,6 +15,15 @@ from realnvp.bijectors.base import Bijector
 LOG_SCALE_MAX = 10.0
 
 
+def _raw_s_and_t(out: Tensor, n: int, what: str) -> tuple[Tensor, Tensor]:
+    """The conditioner's output split into raw ``s`` and ``t``, ``n`` features each along dimension 1; a
+    wrong width is an error (``chunk`` would otherwise share one s/t between coordinates silently)."""
+    if out.shape[1] != 2 * n:
+        raise ValueError(f"the coupling's conditioner returned {out.shape[1]} features along dimension 1; "
+                         f"expected {2 * n} (raw s and t for each of the {n} {what})")
+    return out[:, :n], out[:, n:]
+
+
 class TanhScale(nn.Module):
     """``s = clamp(scale * tanh(raw_s), -LOG_SCALE_MAX, LOG_SCALE_MAX)`` with a learned ``scale``
     (paper, section 3.2): bounds each layer's log-scale so ``exp(s)`` cannot blow up, while ``scale``
@@ -77,8 +86,8 @@ class AffineCoupling(Bijector):
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
         # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
         # the affine map and its log-det stay exact float32.
-        raw_s, t = self.conditioner(x_a).to(x_a.dtype).chunk(2, dim=1)
-        return self.tanh_scale(raw_s), t
+        raw_s, t = _raw_s_and_t(self.conditioner(x_a), len(self.idx_b), "transformed coordinates or channels")
+        return self.tanh_scale(raw_s.to(x_a.dtype)), t.to(x_a.dtype)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x_a, x_b = x[:, self.idx_a], x[:, self.idx_b]
@@ -121,9 +130,9 @@ class MaskedAffineCoupling(Bijector):
         self.tanh_scale = TanhScale((channels, 1, 1), scale_init)
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.conditioner(x_a).to(x_a.dtype).chunk(2, dim=1)  # fp32 s, t under bf16 autocast
+        raw_s, t = _raw_s_and_t(self.conditioner(x_a), self.tanh_scale.scale.shape[0], "channels")
         keep = 1.0 - self.mask
-        return self.tanh_scale(raw_s) * keep, t * keep
+        return self.tanh_scale(raw_s.to(x_a.dtype)) * keep, t.to(x_a.dtype) * keep  # fp32 under bf16 autocast
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         s, t = self._scale_shift(x * self.mask)

@@ -1,5 +1,5 @@
-"""Image preprocessing that is part of the density (seed 000, "Data Preprocessing and Density
-Computation"): uniform dequantization, the logit transform, random flips.
+"""Image preprocessing that is part of the density (paper, section 4.1; docs/bits-per-dim.md): uniform
+dequantization, the logit transform, random flips.
 
 The chain of custody of every bits/dim we print: integer pixels ``v`` in ``0 .. L-1`` (``L`` levels:
 256 for 8-bit images, 17 for scikit-learn's digits) are dequantized to ``y = (v + u) / L`` with
@@ -25,9 +25,9 @@ class Logit(Bijector):
     """``x = logit(alpha + beta * y)`` elementwise, ``y`` in ``(0, 1)``, so the flow sees an unbounded
     variable and pixel values near 0 or 1 do not crowd a boundary.
 
-    ``variant="symmetric"`` (default, seed 000): ``beta = 1 - 2 alpha``, the argument stays in
+    ``variant="symmetric"`` (default): ``beta = 1 - 2 alpha``, the argument stays in
     ``[alpha, 1 - alpha]``. ``variant="paper"``: ``beta = 1 - alpha`` as printed in the paper, which
-    reaches ``logit(1) = inf`` for pixels near the top value (the trap seed 000 describes).
+    reaches ``logit(1) = inf`` as ``y`` approaches 1 (pixels near the top value).
 
     ``log_det = sum(log beta - log(s) - log(1 - s))`` with ``s = alpha + beta y``.
 
