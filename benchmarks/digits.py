@@ -18,31 +18,21 @@ gives the peers' 10-second smoke budget.
 """
 
 import argparse
-import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from harness import image_rows, peers_common, train_logged  # same folder
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run
-from realnvp.training.loop import train
 
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path(__file__).resolve().parents[2] / "shared/benchmarks/peers"))
-sys.path.insert(0, str(PEERS_DIR))
-import common  # noqa: E402  (the protocol: data, split, test draws, metric, JSON line)
+common = peers_common()  # the protocol: data, split, test draws, metric, JSON line
 
 AGREE = 1e-6  # bits/dim: the three ways of computing the test metric must agree to this
-
-
-def rows(images: np.ndarray) -> list[bytes]:
-    """The images as sorted byte strings: equal lists mean the same multiset of images."""
-    return sorted(r.tobytes() for r in images.reshape(len(images), -1).astype(np.uint8))
 
 
 def protocol_test_nll(flow: torch.nn.Module, test: np.ndarray) -> float:
@@ -65,15 +55,13 @@ def main() -> None:
     cfg = load_config(args.preset, [f"train.seed={common.SEED}", f"train.time_budget={args.budget}"])
     splits = load_splits(cfg.data)
     if not (np.array_equal(splits.test.reshape(len(splits.test), -1), test_v)
-            and rows(np.concatenate([splits.train, splits.val])) == rows(train_v)):
+            and image_rows(np.concatenate([splits.train, splits.val])) == image_rows(train_v)):
         raise SystemExit("realnvp's digits split differs from the protocol's (common.digits)")
     if cfg.train.batch_size != common.B_BATCH:
         raise SystemExit(f"the preset's batch size {cfg.train.batch_size} is not the protocol's {common.B_BATCH}")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or Path(tmp) / "digits"
-        messages: list[str] = []
-        result = train(cfg, run_dir, progress=False, log=messages.append)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        result, records, messages = train_logged(cfg, run_dir)
         flow = result.flow
         nll_protocol = protocol_test_nll(flow, test_v)
         nll_ours, nll_iw = dequantized_nll(flow, torch.from_numpy(splits.test), splits.n_levels, draws=10, seed=1)

@@ -11,35 +11,25 @@ prints one JSON line in the peers' format (``common.emit``). Run with ``PYTHONPA
 """
 
 import argparse
-import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from harness import HERE, image_rows, peers_common, train_logged  # same folder
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
-from realnvp.training.loop import train
 from realnvp.viz.images import sample_grid
 
-HERE = Path(__file__).resolve().parent
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", HERE.parents[1] / "shared/benchmarks/peers"))
 DATA = Path(os.environ.get("MNIST10K", HERE.parents[1] / "shared/data/mnist10k.npz"))
-sys.path.insert(0, str(PEERS_DIR))
-import common  # noqa: E402  (JSON line, thread setup)
+common = peers_common()  # JSON line, thread setup
 
 D, LEVELS = 784, 256
-
-
-def rows(images: np.ndarray) -> list[bytes]:
-    """The images as sorted byte strings: equal lists mean the same multiset of images."""
-    return sorted(r.tobytes() for r in images.reshape(len(images), -1).astype(np.uint8))
 
 
 def protocol_test_bpd(flow: torch.nn.Module, x_test: np.ndarray) -> float:
@@ -69,13 +59,11 @@ def main() -> None:
                                     f"train.time_budget={args.budget}", *args.set])
     splits = load_splits(cfg.data)
     if not (splits.n_levels == LEVELS and np.array_equal(splits.test[:, 0], x_test)
-            and rows(np.concatenate([splits.train, splits.val])) == rows(x_train)):
+            and image_rows(np.concatenate([splits.train, splits.val])) == image_rows(x_train)):
         raise SystemExit(f"the preset's data are not the protocol's mnist10k split of {DATA}")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or Path(tmp) / "mnist10k"
-        messages: list[str] = []
-        result = train(cfg, run_dir, progress=False, log=messages.append)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        result, records, messages = train_logged(cfg, run_dir)
     flow = result.flow
     bpd = protocol_test_bpd(flow, x_test.astype(np.float64))
     nll_ours, _ = dequantized_nll(flow, torch.from_numpy(splits.test), LEVELS, draws=1, seed=1)

@@ -1,77 +1,54 @@
-"""realnvp on the moons protocol (protocol A of ../shared/benchmarks/PROTOCOLS.md), side by side with
-the peers in ../shared/benchmarks/peers/.
+"""realnvp on the moons protocol (the peers' protocol module ``common``, see harness.py), side by side
+with the peers.
 
 Two modes, each printing one JSON line in the peers' format (``common.emit``):
 
 - ``protocol`` (default): the ``moons-tutorial`` preset's model (4 couplings, MLP 1-512-512-2, plus one
   learned tanh scale per coupling) trained exactly as the peers are: the protocol's data, batch index
-  stream, Adam lr 1e-3 (the library's fused Adam), 3,000 steps, init seed ``PEERS_SEED``. The data
-  enter in original units; the flow's first layer standardises them with the training mean/std, so
-  its test NLL is the protocol's ``test_nll`` directly.
-- ``preset``: the library's default ``moons`` preset trained by ``realnvp.training.loop.train`` for
+  stream, Adam lr 1e-3 (the library's fused Adam), 3,000 steps, init seed ``PEERS_SEED``, each step
+  the library's own ``realnvp.training.train_step``. The data enter in original units; the flow's
+  first layer standardises them with the training mean/std, so its test NLL is the protocol's
+  ``test_nll`` directly.
+- ``preset``: the library's default ``moons`` preset trained by ``realnvp.training.train`` for
   ``--budget`` seconds of wall time (seed ``PEERS_SEED``), test NLL on the protocol's test set.
 
 Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1`` gives the peers' 150-step smoke run.
 """
 
 import argparse
-import math
-import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from harness import moons_protocol_data, peers_common, use_scalar_input_conditioners  # same folder
 
 from realnvp.config import load_config
-from realnvp.data import load_splits, make_toy
+from realnvp.data import load_splits
 from realnvp.evaluation.metrics import mean_nll
 from realnvp.models import build_model
-from realnvp.training.loop import make_optimizer, train
+from realnvp.training import make_optimizer, train, train_step
 
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path(__file__).resolve().parents[2] / "shared/benchmarks/peers"))
-sys.path.insert(0, str(PEERS_DIR))
-import common  # noqa: E402  (the protocol: constants, batch stream, timer, JSON line)
-
-
-def protocol_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Train/test moons in original units plus the training mean/std, checked against the protocol's
-    own standardised arrays (``common.moons``) so both sides provably see the same points."""
-    train_x = make_toy("moons", 10_000, seed=0).astype(np.float64)
-    test_x = make_toy("moons", 10_000, seed=1).astype(np.float64)
-    mu, sd = train_x.mean(0), train_x.std(0)  # population std, as the protocol's numpy code
-    tr_std, te_std, log_sd = common.moons()
-    if not (np.allclose((train_x - mu) / sd, tr_std, atol=1e-6) and np.allclose((test_x - mu) / sd, te_std, atol=1e-6)
-            and math.isclose(np.log(sd).sum(), log_sd, rel_tol=1e-6)):
-        raise SystemExit("realnvp's moons data differ from the protocol's (common.moons)")
-    return train_x.astype(np.float32), test_x.astype(np.float32), mu, sd
+common = peers_common()  # the protocol: constants, batch stream, timer, JSON line
 
 
 def run_protocol(compile_step: bool, conditioner: str) -> None:
     common.torch_setup()  # 2 threads, torch.manual_seed(PEERS_SEED)
     t0 = time.perf_counter()
-    train_np, test_np, mu, sd = protocol_data()
+    train_np, test_np, mu, sd = moons_protocol_data()
     cfg = load_config("moons-tutorial")
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.scale_l2) == (common.A_BATCH, common.A_LR, 0.0)
     flow = build_model(cfg.model, (2,), torch.tensor(mu, dtype=torch.float32), torch.tensor(sd, dtype=torch.float32))
     if conditioner == "pwl":
-        from pwl_mlp import use_scalar_input_conditioners
-
         assert use_scalar_input_conditioners(flow) == cfg.model.n_couplings
     optimizer = make_optimizer(flow, cfg)
     train_x, test_x = torch.from_numpy(train_np), torch.from_numpy(test_np)
-    log_prob = torch.compile(flow.log_prob) if compile_step else flow.log_prob
+    model = torch.compile(flow) if compile_step else flow
     flow.train()
     timer, losses = common.StepTimer(), []
     for idx in torch.from_numpy(common.moons_batches()):
         ts = time.perf_counter()
-        loss = -log_prob(train_x[idx]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(train_step(flow, optimizer, train_x[idx], cfg, model).item())
         timer.add(time.perf_counter() - ts)
     nll = mean_nll(flow, test_x)
     final_train = float(np.mean(losses[-100:]))
@@ -83,7 +60,7 @@ def run_protocol(compile_step: bool, conditioner: str) -> None:
                 first_step_ms=1e3 * timer.t[0],
                 note="realnvp moons-tutorial preset: 4 AffineCoupling(MLP 1-512-512-2, zero-init last layer, "
                      "s = scale*tanh(raw)) after a Standardize layer; fused Adam"
-                     + ("; torch.compile(flow.log_prob)" if compile_step else "")
+                     + ("; torch.compile(flow)" if compile_step else "")
                      + ("; prototype benchmarks/pwl_mlp.py: same MLPs, piecewise-linear evaluation without the "
                         "512x512 GEMMs" if conditioner == "pwl" else ""))
 
@@ -91,7 +68,7 @@ def run_protocol(compile_step: bool, conditioner: str) -> None:
 def run_preset(budget_s: float) -> None:
     common.torch_setup()
     t0 = time.perf_counter()
-    _, test_np, _, _ = protocol_data()
+    _, test_np, _, _ = moons_protocol_data()
     cfg = load_config("moons", [f"train.seed={common.SEED}", f"train.time_budget={budget_s}"]
                       + ([f"train.steps={common.A_STEPS}"] if common.SMOKE else []))
     if not np.array_equal(load_splits(cfg.data).test, test_np):
@@ -113,7 +90,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("protocol", "preset"), default="protocol")
     parser.add_argument("--compile", action="store_true", help="protocol mode: torch.compile the log-density")
     parser.add_argument("--conditioner", choices=("mlp", "pwl"), default="mlp",
-                        help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in pwl_mlp.py")
+                        help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in harness.py")
     parser.add_argument("--budget", type=float, default=100.0,
                         help="preset mode: seconds of training (the protocol run's wall time)")
     args = parser.parse_args()

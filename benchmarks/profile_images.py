@@ -22,18 +22,18 @@ Random images of the preset's shape stand in for the data: timing does not depen
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import torch
+from harness import median_seconds, print_by_kind, self_time_by_kind  # same folder
 from torch.utils.flop_counter import FlopCounterMode
 
 from realnvp.config import load_config
 from realnvp.models import build_model
-from realnvp.training.loop import make_optimizer
+from realnvp.training import make_optimizer, train_step
 
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
           "celeba": (3, 64, 64)}
@@ -43,40 +43,24 @@ KINDS = {"aten::mkldnn_convolution": "convolution fwd", "aten::convolution_backw
          "aten::_weight_norm_interface_backward": "weight norm", "aten::mm": "matmul", "aten::addmm": "matmul"}
 
 
-def median_seconds(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
-    """Median wall seconds of ``reps`` calls of ``fn`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def peak_gflops() -> float:
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     return 2 * 2048**3 / median_seconds(lambda: a @ b, 8) / 1e9
 
 
 def make_step(preset: str, overrides: list[str], compiled: bool) -> tuple[Callable[[], float], torch.nn.Module, int]:
-    """A closure running one training step of the preset's model exactly as ``train`` does (loss with the
-    L2 on the scales, fused Adam), on random dequantized images; also the flow and the batch size."""
+    """A closure running one training step of the preset's model with the library's ``train_step`` (loss
+    with the L2 on the scales, fused Adam), on random dequantized images; also the flow and the batch size."""
     cfg = load_config(preset, overrides)
     torch.manual_seed(0)
     shape = SHAPES[cfg.data.name]
     flow = build_model(cfg.model, shape)
     optimizer = make_optimizer(flow, cfg)
     x = torch.rand(cfg.train.batch_size, *shape)
-    log_prob = torch.compile(flow.log_prob) if compiled else flow.log_prob
+    model = torch.compile(flow) if compiled else flow
 
     def step() -> float:
-        loss = -log_prob(x).mean() + cfg.train.scale_l2 * flow.scale_penalty()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        return train_step(flow, optimizer, x, cfg, model).item()
 
     flow.train()
     return step, flow, cfg.train.batch_size
@@ -141,23 +125,6 @@ def breakdown(step: Callable[[], float], steps: int) -> None:
     print(f"## Profile of the eager step ({steps} steps, self time per kind of op)\n")
     print_by_kind(self_time_by_kind(prof, KINDS), steps)
     print()
-
-
-def self_time_by_kind(prof: "torch.profiler.profile", kinds: dict[str, str]) -> dict[str, float]:
-    """Profiler self CPU time (microseconds) summed per kind of op; ops not in ``kinds`` count as overhead."""
-    per_kind: dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
-        if event.self_cpu_time_total > 0:
-            per_kind[kinds.get(event.key, "other ops + Python/autograd overhead")] += event.self_cpu_time_total
-    return per_kind
-
-
-def print_by_kind(per_kind: dict[str, float], steps: int) -> None:
-    """The markdown table of ``self_time_by_kind``: ms per step and share, largest first."""
-    total = sum(per_kind.values())
-    print("| kind | ms/step (self CPU) | share |\n| --- | ---: | ---: |")
-    for kind, us in sorted(per_kind.items(), key=lambda kv: -kv[1]):
-        print(f"| {kind} | {us / 1e3 / steps:.2f} | {us / total:.0%} |")
 
 
 def main() -> None:

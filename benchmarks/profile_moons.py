@@ -1,4 +1,4 @@
-"""Where the time of one moons training step goes (protocol A's model: realnvp's ``moons-tutorial``), and
+"""Where the time of one moons training step goes (the moons protocol's model: realnvp's ``moons-tutorial``), and
 what the same step costs under variants that keep the model and the math.
 
     PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/profile_moons.py            # everything
@@ -22,12 +22,20 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from moons import common, protocol_data  # the protocol's data, checked against the peers' (sets up sys.path)
-from profile_images import median_seconds, print_by_kind, self_time_by_kind  # same folder
+from harness import (
+    median_seconds,
+    moons_protocol_data,
+    peers_common,
+    print_by_kind,
+    self_time_by_kind,
+    use_scalar_input_conditioners,
+)
 
 from realnvp.config import load_config
 from realnvp.models import build_model
-from realnvp.training.loop import make_optimizer
+from realnvp.training import make_optimizer, train_step
+
+common = peers_common()  # the protocol's batch stream
 
 HIDDEN, BATCH, COUPLINGS = 512, 256, 4
 # One step: 4 couplings x (forward + grad-input + grad-weight) GEMMs of BATCH x HIDDEN x HIDDEN.
@@ -56,29 +64,24 @@ def gemm_rates() -> None:
 
 
 def make_step(variant: str) -> Callable[[int], float]:
-    """A closure running training step ``i`` of the protocol for one variant (fresh model, seed 0)."""
-    train_np, _, mu, sd = protocol_data()
+    """A closure running training step ``i`` of the protocol for one variant (fresh model, seed 0): the
+    library's ``train_step``, with the flow's forward compiled for the compile variants."""
+    train_np, _, mu, sd = moons_protocol_data()
     cfg = load_config("moons-tutorial")
     torch.manual_seed(0)
     flow = build_model(cfg.model, (2,), torch.tensor(mu, dtype=torch.float32), torch.tensor(sd, dtype=torch.float32))
     if variant.startswith("pwl"):
-        from pwl_mlp import use_scalar_input_conditioners
-
         use_scalar_input_conditioners(flow)
     optimizer = make_optimizer(flow, cfg)
-    log_prob = flow.log_prob
+    model = flow
     if variant.endswith("compile"):
-        log_prob = torch.compile(flow.log_prob)
+        model = torch.compile(flow)
     elif variant == "compile-max-autotune":
-        log_prob = torch.compile(flow.log_prob, mode="max-autotune-no-cudagraphs")
+        model = torch.compile(flow, mode="max-autotune-no-cudagraphs")
     x, batches = torch.from_numpy(train_np), torch.from_numpy(common.moons_batches())
 
     def step(i: int) -> float:
-        loss = -log_prob(x[batches[i % len(batches)]]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        return train_step(flow, optimizer, x[batches[i % len(batches)]], cfg, model).item()
 
     flow.train()
     return step

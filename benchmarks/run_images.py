@@ -11,21 +11,15 @@ can be rebuilt with ``--table-only``).
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from run_moons import cpu_busy, fmt  # same folder: the moons harness's load probe and number format
+from harness import HERE, PEERS_DIR, ROOT, cpu_busy, driver_labels, driver_parser, fmt, keep_row, peer_env, run_json
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", ROOT.parent / "shared/benchmarks/peers"))
 REFERENCE = "torch_ref"
 # label -> (protocol, working directory, script); label = the "peer" field the script emits.
 RUNS = {
@@ -44,22 +38,11 @@ def run_one(label: str, args: argparse.Namespace) -> dict:
     cmd = [args.python, *cmd]
     if protocol == "mnist10k" and args.quick:  # keep the committed sample grid for full runs
         cmd += ["--samples", str(Path(tempfile.gettempdir()) / "mnist10k_samples_quick.png")]
-    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
-               OMP_WAIT_POLICY="PASSIVE", PEERS_DIR=str(PEERS_DIR),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    if args.quick:
-        env["PEERS_SMOKE"] = "1"
+    env = peer_env(args.quick)
     before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": cpu_busy(),
               "started_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}"}
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"peer": label, "protocol": protocol, "error": f"exit {proc.returncode}: {' | '.join(tail)}", **before}
-    result = json.loads(lines[-1])
-    result.update(before, label=label, process_s=round(time.perf_counter() - started, 1))
-    return result
+    result = run_json(cmd, cwd, env, {"label": label, **before})
+    return {"peer": label, "protocol": protocol, **result} if "error" in result else result
 
 
 def _loads(rows: list[dict]) -> str:
@@ -112,38 +95,17 @@ def tables(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: PEERS_SMOKE=1 (10 s digits), 60 s MNIST")
-    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
-    parser.add_argument("--python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python"),
-                        help="the peers' venv interpreter (torch 2.13.0 CPU, normflows, nflows, zuko, jax)")
-    parser.add_argument("--jsonl", type=Path, default=None, help="append each run's JSON line here")
-    parser.add_argument("--table-only", action="store_true", help="print the tables of an existing --jsonl")
+    parser = driver_parser(__doc__, RUNS, "smoke run: PEERS_SMOKE=1 (10 s digits), 60 s MNIST")
     args = parser.parse_args()
-    labels = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = sorted(set(labels) - set(RUNS))
-    if unknown:
-        parser.error(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    if args.table_only:
-        if args.jsonl is None:
-            parser.error("--table-only needs --jsonl")
-        print(tables([json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]))
+    labels = driver_labels(parser, args, RUNS, tables)
+    if labels is None:
         return
-    if not Path(args.python).exists():
-        parser.error(f"{args.python} not found: set up the peers' venv (benchmarks/README.md) or pass --python")
     print(f"# image protocols, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC" + (", QUICK" if args.quick else ""),
           file=sys.stderr)
     rows: list[dict] = []
     for label in labels:
-        result = run_one(label, args)
-        rows.append(result)
-        print(f"  {label}: " + (result.get("error") or
-              f"{result['bits_per_dim']:.4f} bits/dim, {result['images_per_s']:.0f} images/s, {result['steps']} steps, "
-              f"load {result['loadavg_1m_before']}"), file=sys.stderr, flush=True)
-        if args.jsonl:
-            args.jsonl.parent.mkdir(parents=True, exist_ok=True)
-            with args.jsonl.open("a") as f:
-                f.write(json.dumps(result) + "\n")
+        keep_row(rows, run_one(label, args), label, lambda r: f"{r['bits_per_dim']:.4f} bits/dim, "
+                 f"{r['images_per_s']:.0f} images/s, {r['steps']} steps, load {r['loadavg_1m_before']}", args.jsonl)
     print(tables(rows))
 
 

@@ -10,19 +10,27 @@ before it started) so a table can be rebuilt with ``--table-only``.
 """
 
 import argparse
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", ROOT.parent / "shared/benchmarks/peers"))
+from harness import (
+    HERE,
+    PEERS_DIR,
+    ROOT,
+    cpu_busy,
+    driver_labels,
+    driver_parser,
+    fmt,
+    keep_row,
+    peer_env,
+    read_jsonl,
+    run_json,
+)
+
 REFERENCE = "torch_ref"
 # (label, working directory, script and arguments); label = the "peer" field the script emits.
 RUNS = {
@@ -39,46 +47,18 @@ RUNS = {
 }
 
 
-def cpu_busy(seconds: float = 2.0) -> float:
-    """Fraction of all CPU time that was busy over ``seconds`` (from /proc/stat)."""
-
-    def read() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-        return sum(fields), fields[3] + fields[4]
-
-    total0, idle0 = read()
-    time.sleep(seconds)
-    total1, idle1 = read()
-    return round(1 - (idle1 - idle0) / max(total1 - total0, 1), 2)
-
-
 def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) -> dict:
     cwd, cmd = RUNS[label]
     cmd = [args.python, *cmd] + (["--budget", f"{budget_s:.1f}"] if label == "realnvp_moons_preset" else [])
-    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
-               OMP_WAIT_POLICY="PASSIVE", PEERS_SEED=str(seed), PEERS_DIR=str(PEERS_DIR),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
-    if args.quick:
-        env["PEERS_SMOKE"] = "1"
+    env = peer_env(args.quick, PEERS_SEED=str(seed))
     waited, busy = 0.0, cpu_busy()
     while busy > 0.15 and waited < args.wait_idle:  # as the peers' run_all.sh: start on an idle machine
         time.sleep(8)
         waited += 10
         busy = cpu_busy()
     before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": busy, "waited_s": waited}
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"peer": label, "seed": seed, "error": f"exit {proc.returncode}: {' | '.join(tail)}", **before}
-    result = json.loads(lines[-1])
-    result.update(before, label=label, process_s=round(time.perf_counter() - started, 1))
-    return result
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    result = run_json(cmd, cwd, env, {"label": label, **before})
+    return {"peer": label, "seed": seed, **result} if "error" in result else result
 
 
 def mean_nll(values: list[float | None]) -> str:
@@ -125,51 +105,32 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 150 steps per run (PEERS_SMOKE=1)")
+    parser = driver_parser(__doc__, RUNS, "smoke run: 150 steps per run (PEERS_SMOKE=1)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated PEERS_SEED values")
-    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
-    parser.add_argument("--python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python"),
-                        help="the peers' venv interpreter (torch 2.13.0 CPU, normflows, nflows, zuko, jax)")
-    parser.add_argument("--jsonl", type=Path, default=None, help="append each run's JSON line here")
-    parser.add_argument("--table-only", action="store_true", help="print the table of an existing --jsonl")
     parser.add_argument("--resume", action="store_true",
                         help="skip the (implementation, seed) runs already in --jsonl and include them in the table")
     parser.add_argument("--wait-idle", type=float, default=300.0,
                         help="before each run wait up to this many seconds for the CPU to be idle (busy < 15%%)")
     args = parser.parse_args()
-    labels = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = sorted(set(labels) - set(RUNS))
-    if unknown:
-        parser.error(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    if args.table_only:
-        if args.jsonl is None:
-            parser.error("--table-only needs --jsonl")
-        print(table([json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]))
+    labels = driver_labels(parser, args, RUNS, table)
+    if labels is None:
         return
-    if not Path(args.python).exists():
-        parser.error(f"{args.python} not found: set up the peers' venv (benchmarks/README.md) or pass --python")
     print(f"# moons protocol, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seeds {args.seeds}"
           + (", QUICK (150 steps)" if args.quick else ""), file=sys.stderr)
     if args.resume and args.jsonl is None:
         parser.error("--resume needs --jsonl")
     rows: list[dict] = []
     if args.resume and args.jsonl.exists():
-        rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if "error" not in r]
+        rows = [r for r in read_jsonl(args.jsonl) if "error" not in r]
     for seed in (int(s) for s in args.seeds.split(",")):
         for label in labels:
             if any(r.get("label") == label and r["seed"] == seed for r in rows):
                 continue
             ref_wall = [r["wall_s"] for r in rows if r.get("label") == REFERENCE and r["seed"] == seed]
             result = run_one(label, seed, args, budget_s=ref_wall[0] if ref_wall else 100.0)
-            rows.append(result)
-            print(f"  seed {seed} {label}: " + (result.get("error") or
-                  f"NLL {result['test_nll']:.4f}, {fmt(result.get('step_ms_median'), '.1f')} ms/step, "
-                  f"wall {result['wall_s']:.0f} s, load {result['loadavg_1m_before']}"), file=sys.stderr, flush=True)
-            if args.jsonl:
-                with args.jsonl.open("a") as f:
-                    f.write(json.dumps(result) + "\n")
+            keep_row(rows, result, f"seed {seed} {label}", lambda r: f"NLL {r['test_nll']:.4f}, "
+                     f"{fmt(r.get('step_ms_median'), '.1f')} ms/step, wall {r['wall_s']:.0f} s, "
+                     f"load {r['loadavg_1m_before']}", args.jsonl)
     print(table(rows))
 
 

@@ -26,7 +26,8 @@ import torch
 
 from realnvp.config import load_config
 from realnvp.evaluation.metrics import evaluate_run
-from realnvp.training.loop import METRICS, train
+from realnvp.rundir import METRICS
+from realnvp.training import train
 
 
 def rss_mb() -> float:

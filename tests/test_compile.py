@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-import realnvp.training.loop
+import realnvp.training.step
 from realnvp.config import load_config
 from realnvp.training.loop import train
 
@@ -35,7 +35,7 @@ def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
             raise RuntimeError("InductorError: no working C++ compiler found\n(long traceback)")
         return call
 
-    monkeypatch.setattr(realnvp.training.loop.torch, "compile", broken_compile)
+    monkeypatch.setattr(realnvp.training.step.torch, "compile", broken_compile)
     messages = []
     train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "fallback", progress=False,
           log=messages.append)
@@ -48,7 +48,7 @@ def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
 
 
 def test_errors_after_a_working_compile_propagate():
-    model = realnvp.training.loop.CompiledOrEager(torch.nn.Linear(2, 1), log=print)
+    model = realnvp.training.step.CompiledOrEager(torch.nn.Linear(2, 1), log=print)
     model(torch.zeros(3, 2))
     with pytest.raises(RuntimeError):
         model(torch.zeros(3, 5))  # a genuine shape error is not hidden behind a fallback

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import realnvp.training.loop
+import realnvp.training.step
 from realnvp.cli import main
 from realnvp.config import load_config
 from realnvp.errors import UserError
@@ -81,7 +82,7 @@ def test_nan_batch_is_rejected_and_rolled_back(tmp_path, monkeypatch):
     assert state["lr_scale"] == 0.5
     first, *_, last = (json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
     cfg = load_config("moons", SETTINGS)
-    assert last["lr"] == pytest.approx(cfg.train.lr * realnvp.training.loop.lr_factor(59, cfg) * 0.5)
+    assert last["lr"] == pytest.approx(cfg.train.lr * realnvp.training.step.lr_factor(59, cfg) * 0.5)
 
 
 def test_layer_with_infinite_weights_is_named_and_rolled_back(tmp_path, monkeypatch):

@@ -1,0 +1,132 @@
+"""One optimisation step, as ``train`` takes it and as benchmarks and custom loops can take it:
+the learning-rate schedule, a random (dequantized) batch, the optimizer, the step itself, and the
+``torch.compile`` wrapper that falls back to eager execution."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from realnvp.bijectors import dequantize, random_hflip
+from realnvp.config import Config
+from realnvp.errors import UserError
+from realnvp.flow import Flow
+from realnvp.training.guard import NonFiniteGuard
+
+
+def lr_factor(step: int, cfg: Config) -> float:
+    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``.
+
+    Example:
+        >>> cfg = Config.from_dict({"train": {"steps": 1000, "warmup_steps": 100, "lr_schedule": "cosine"}})
+        >>> [round(lr_factor(step, cfg), 3) for step in (0, 99, 500, 1000)]
+        [0.01, 0.976, 0.5, 0.0]
+    """
+    t = cfg.train
+    warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    if t.lr_schedule == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, t.steps) / t.steps))
+    if t.lr_schedule == "constant":
+        return warm
+    raise UserError(f"train.lr_schedule: expected 'constant' or 'cosine', got {t.lr_schedule!r}")
+
+
+def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_levels: int,
+                flip: bool) -> torch.Tensor:
+    """A random training batch; images (``n_levels > 0``) are dequantized to ``(v + u) / n_levels``
+    and, with ``flip``, mirrored at random. All randomness comes from ``generator`` (saved for resume).
+
+    Example:
+        >>> v = torch.randint(0, 17, (100, 1, 8, 8))
+        >>> y = fetch_batch(v, 32, torch.Generator().manual_seed(0), n_levels=17, flip=True)
+        >>> y.shape, bool(0 <= y.min() and y.max() < 1)
+        (torch.Size([32, 1, 8, 8]), True)
+    """
+    x = train_x[torch.randint(len(train_x), (size,), generator=generator, device=train_x.device)]
+    if not n_levels:
+        return x
+    y = dequantize(x, n_levels, generator)
+    return random_hflip(y, generator) if flip else y
+
+
+def make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
+    """The optimizer ``train`` uses: Adam with ``train.lr`` and ``train.weight_decay``, as the fused
+    kernel that updates every parameter in one pass (measured ~4 ms/step less on moons). Public so
+    benchmarks and custom loops step exactly as ``realnvp train`` does.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> from realnvp.models import build_model
+        >>> cfg = load_config("moons-tutorial", ["model.hidden=8"])
+        >>> optimizer = make_optimizer(build_model(cfg.model, (2,)), cfg)
+        >>> type(optimizer).__name__, optimizer.defaults["lr"], optimizer.defaults["fused"]
+        ('Adam', 0.001, True)
+    """
+    return torch.optim.Adam(flow.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=True)
+
+
+def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor, cfg: Config,
+               model: Any = None, guard: NonFiniteGuard | None = None) -> torch.Tensor | None:
+    """One optimisation step on ``batch``: forward, loss (mean NLL plus ``train.scale_l2`` times the
+    couplings' scale penalty), backward, the ``guard``'s non-finite check, ``train.grad_clip``, the
+    optimizer update. Returns the batch's mean NLL (detached), or None when the guard rejected the
+    step (the parameters are then untouched). ``model`` is what runs the forward: the flow itself, or
+    it wrapped by DDP or ``torch.compile``; ``flow`` adds the base density.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> from realnvp.models import build_model
+        >>> cfg = load_config("moons", ["model.hidden=8"])
+        >>> flow = build_model(cfg.model, (2,))
+        >>> optimizer = make_optimizer(flow, cfg)
+        >>> nll = train_step(flow, optimizer, torch.randn(64, 2), cfg)
+        >>> nll.shape, bool(nll > 0)
+        (torch.Size([]), True)
+    """
+    t = cfg.train
+    # bf16 autocast reaches only the s/t networks' matmuls and convolutions: the couplings cast s and t
+    # back to float32, and batch-norm statistics, log-dets and the loss are computed in float32.
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
+        z, log_det = (flow if model is None else model)(batch)
+    nll = -(flow.base_log_prob(z.float()) + log_det.float()).mean()
+    loss = nll + t.scale_l2 * flow.scale_penalty() if t.scale_l2 > 0 else nll
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if guard is not None and not guard.check(loss):
+        return None
+    if t.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(flow.parameters(), t.grad_clip)
+    optimizer.step()
+    return nll.detach()
+
+
+class CompiledOrEager:
+    """``torch.compile(model)``, falling back to the eager model, with one line saying why, when the
+    first call fails to compile (e.g. no C compiler for Inductor on this CPU). Later errors propagate.
+
+    Example:
+        >>> model = CompiledOrEager(torch.nn.Linear(2, 1), log=print)
+        >>> model(torch.zeros(3, 2)).shape
+        torch.Size([3, 1])
+    """
+
+    def __init__(self, model: torch.nn.Module, log: Any) -> None:
+        self.model, self.compiled, self.log = model, torch.compile(model), log
+        self.working: bool | None = None  # unknown until the first call
+
+    def __call__(self, *args: Any) -> Any:
+        if self.working is False:
+            return self.model(*args)
+        try:
+            out = self.compiled(*args)
+        except Exception as exc:  # noqa: BLE001 (compiler failures come as many exception types)
+            if self.working:
+                raise
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.log(f"torch.compile failed ({type(exc).__name__}: {reason}); training without it")
+            self.working = False
+            return self.model(*args)
+        self.working = True
+        return out
