@@ -4,6 +4,7 @@ range checks (``check_settings``) so an impossible value is one line before anyt
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -126,6 +127,8 @@ class Config:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> Config:
         cfg = cls()
+        if not isinstance(raw, dict):
+            raise UserError(f"{origin}: expected a table of settings, got a {type(raw).__name__}")
         for section, values in raw.items():
             if not isinstance(values, dict):
                 raise UserError(f"{origin}: [{section}] must be a table of settings")
@@ -186,6 +189,17 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("realnvp.presets").iterdir() if p.name.endswith(".toml"))
 
 
+def _read_text(path: Path) -> str:
+    """A config file's text; unreadable or not UTF-8 (TOML files are UTF-8) is a ``UserError``."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML (not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x})"
+                        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
     """A named preset or a TOML file, then ``section.key=value`` overrides applied in order.
 
@@ -202,7 +216,7 @@ def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
     if preset_or_file.endswith(".toml") or path.exists():
         if not path.is_file():
             raise UserError(f"config file not found: {preset_or_file}")
-        text, origin = path.read_text(), str(path)
+        text, origin = _read_text(path), str(path)
     else:
         preset = resources.files("realnvp.presets") / f"{preset_or_file}.toml"
         if not preset.is_file():
@@ -220,12 +234,26 @@ def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
         _assign(cfg, key.strip(), value.strip(), "--set")
     return cfg
 
-POSITIVE = ("train.steps", "train.batch_size", "train.lr", "train.eval_every", "train.max_bad_steps",
-            "model.n_couplings", "model.scale_init")
-NON_NEGATIVE = ("train.warmup_steps", "train.weight_decay", "train.scale_l2", "train.grad_clip",
-                "train.patience", "train.time_budget")
+
+SEED_MAX = 2**31 - 1  # seeds feed numpy's RandomState (at most 2**32 - 1, with seed + 3 used) and torch
+# name: (lowest, highest, whether the lowest value itself is allowed). The upper bounds stop a typo (a
+# few extra zeros) from running for hours or filling the memory; each is far above every preset.
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "data.n_train": (0, 10**7, False), "data.n_test": (0, 10**7, False), "data.seed": (0, SEED_MAX, True),
+    "data.image_size": (0, 1024, True), "data.test_draws": (0, 1000, False),
+    "model.n_couplings": (0, 1000, False), "model.scale_init": (0, 100, False), "model.bn_momentum": (0, 1, False),
+    "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
+    "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
+    "train.steps": (0, 10**9, False), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
+    "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
+    "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.patience": (0, 10**6, True),
+    "train.time_budget": (0, 10**8, True), "train.seed": (0, SEED_MAX, True), "train.max_bad_steps": (0, 1000, False),
+}
+MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers
 CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda"),
-           "train.precision": ("fp32", "bf16")}
+           "train.precision": ("fp32", "bf16"), "model.kind": ("vector", "image"),
+           "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
+           "model.logit": ("symmetric", "paper", "none")}
 
 
 def _get(cfg: Config, dotted: str) -> object:
@@ -234,7 +262,8 @@ def _get(cfg: Config, dotted: str) -> object:
 
 
 def check_settings(cfg: Config) -> None:
-    """Raise ``UserError`` naming the first setting whose value is out of range.
+    """Raise ``UserError`` naming the first setting whose value is out of range (NaN and infinity
+    included), so an impossible value is one line before any data is read or file written.
 
     Example:
         >>> cfg = Config()
@@ -243,21 +272,35 @@ def check_settings(cfg: Config) -> None:
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: train.lr must be > 0, got -1.0
+        >>> cfg.train.lr = float("inf")
+        >>> check_settings(cfg)
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: train.lr must be at most 10, got inf
     """
-    for name in POSITIVE:
+    for name, (low, high, low_allowed) in BOUNDS.items():
         value = _get(cfg, name)
-        if not value > 0:  # written this way so NaN fails too
-            raise UserError(f"{name} must be > 0, got {value}")
-    for name in NON_NEGATIVE:
-        value = _get(cfg, name)
-        if not value >= 0:
-            raise UserError(f"{name} must be >= 0, got {value}")
+        if not (value >= low if low_allowed else value > low):  # written this way so NaN fails too
+            raise UserError(f"{name} must be {'>=' if low_allowed else '>'} {low}, got {value}")
+        if not value <= high:
+            raise UserError(f"{name} must be at most {high}, got {value}")
     for name, choices in CHOICES.items():
         if _get(cfg, name) not in choices:
             raise UserError(f"{name} must be one of {', '.join(choices)}, got {_get(cfg, name)!r}")
+    if not math.isfinite(cfg.data.noise):
+        raise UserError(f"data.noise must be a finite number (< 0 for the dataset's default), got {cfg.data.noise}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise UserError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if not 0 < cfg.data.test_fraction < 1:
         raise UserError(f"data.test_fraction must be in (0, 1), got {cfg.data.test_fraction}")
-    if cfg.model.kind == "vector" and not all(h > 0 for h in cfg.model.hidden):
-        raise UserError(f"model.hidden widths must be positive, got {cfg.model.hidden}")
+    if not 0 < cfg.model.logit_alpha < 0.5:
+        raise UserError(f"model.logit_alpha must be in (0, 0.5), got {cfg.model.logit_alpha}")
+    hidden = cfg.model.hidden
+    if cfg.model.kind == "vector" and not (len(hidden) <= MAX_DEPTH and all(0 < h <= MAX_WIDTH for h in hidden)):
+        raise UserError(f"model.hidden must be at most {MAX_DEPTH} widths, each from 1 to {MAX_WIDTH}, got "
+                        f"{_short(hidden)}")
+
+
+def _short(values: tuple[int, ...]) -> str:
+    """A tuple for a message, cut after a few items (a pasted list of thousands stays one short line)."""
+    return str(values) if len(values) <= 6 else f"({', '.join(map(str, values[:6]))}, ... {len(values)} widths)"

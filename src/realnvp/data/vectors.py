@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def read_vectors(path: str | Path, expected_dim: int | None = None) -> np.ndarra
     if path.suffix.lower() not in SUFFIXES:
         raise UserError(f"unsupported data file {path.name!r}: expected one of {', '.join(SUFFIXES)}")
     try:
-        array = _read(path)
+        with warnings.catch_warnings():  # numpy's own warnings (an empty file) would be a second line
+            warnings.simplefilter("ignore")
+            array = _read(path)
     except UserError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -45,14 +48,38 @@ def read_vectors(path: str | Path, expected_dim: int | None = None) -> np.ndarra
         raise UserError(f"{path}: expected real numbers, got dtype {array.dtype}")
     if len(array) == 0:
         raise UserError(f"{path}: the file holds no examples")
+    if array.shape[1] == 0:
+        raise UserError(f"{path}: the table has no columns (shape {array.shape})")
+    _check_finite(array, path)
     array = array.astype(np.float32)
+    if expected_dim is not None and array.shape[1] != expected_dim:
+        raise UserError(f"{path}: the run was trained on {expected_dim} columns, the file has {array.shape[1]}")
+    return array
+
+
+def _check_finite(array: np.ndarray, path: Path) -> None:
+    """NaN/Inf, or values too large for float32 (the model's precision), are a ``UserError`` naming
+    the first one; checked before the cast, which would turn a large value into Inf with a warning."""
     bad = ~np.isfinite(array)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise UserError(f"{path}: {int(bad.sum())} non-finite values (NaN/Inf), first at row {row}, column {col}")
-    if expected_dim is not None and array.shape[1] != expected_dim:
-        raise UserError(f"{path}: the run was trained on {expected_dim} columns, the file has {array.shape[1]}")
-    return array
+    huge = np.abs(array) > np.finfo(np.float32).max
+    if huge.any():
+        row, col = np.argwhere(huge)[0]
+        raise UserError(f"{path}: {int(huge.sum())} values beyond float32's range (±3.4e38), first at row {row}, "
+                        f"column {col} ({float(array[row, col]):.3g}); rescale the data")
+
+
+def _is_header(line: str) -> bool:
+    """Whether a CSV's first line names its columns: some field is not a number (``e,n`` is a header,
+    ``1e3,nan`` is data)."""
+    for field in line.strip().split(","):
+        try:
+            float(field)
+        except ValueError:
+            return True
+    return False
 
 
 def _read(path: Path) -> np.ndarray:
@@ -67,7 +94,7 @@ def _read(path: Path) -> np.ndarray:
             if len(names) != 1:
                 raise UserError(f"{path}: an .npz must hold one array or one named 'x'; found {names or 'none'}")
             return archive[names[0]]
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         first = f.readline()
-    skip = 1 if first and any(c.isalpha() and c not in "eEnN" for c in first) else 0
+    skip = 1 if first.strip() and _is_header(first) else 0
     return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
