@@ -3,10 +3,12 @@ writes atomically, loads checkpoints without executing code and picks the best o
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import json
 import os
 import pickle
+import pickletools
 import re
 import tempfile
 import zipfile
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-from realnvp.config import Config
+from realnvp.config import Config, check_settings
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models import build_model
@@ -42,20 +44,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         (b'second', ['notes.txt'])
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results should be as readable as any file written
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results should be as readable as any file written
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        fsync_dir(path.parent)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a read-only folder: one line, the old file intact
+            raise UserError(f"cannot write {path}: {exc.strerror or exc} (any earlier version of it is intact)"
+                            ) from None
         raise
-    fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -111,11 +118,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except UserError:
         raise
     except pickle.UnpicklingError as exc:
-        called = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        called = code_named_in(path)
         if called:  # the file names a Python callable: refuse it, run nothing
-            raise UserError(f"refusing to load {path}: it asks to run code ({called.group(1)}); "
+            raise UserError(f"refusing to load {path}: it asks to run code ({called}); "
                             f"only tensors are loaded") from None
-        reason = re.search(r"WeightsUnpickler error: ([^\n]+)", str(exc))
+        reason = re.search(r"WeightsUnpickler error: \s*([^\n]+)", str(exc))
         raise UserError(f"corrupt or unsafe checkpoint {path}: "
                         f"{reason.group(1)[:200] if reason else 'not a plain tensor file'}") from None
     except Exception as exc:  # any other failure to parse an untrusted file means it is damaged
@@ -123,7 +130,67 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"corrupt or truncated checkpoint {path}: {first[:200]}") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
+    if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
+        wrong = "config" if not isinstance(state["config"], dict) else "model"
+        raise UserError(f"{path} is not a realnvp checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
+                        f"not a table)")
     return state
+
+
+def _check_entries(state: dict[str, Any], path: Path) -> None:
+    """What the readers of a trained run use besides the weights: the example shape and the counters."""
+    shape = state.get("event_shape")
+    if not (isinstance(shape, (list, tuple)) and 0 < len(shape) <= 3
+            and all(isinstance(d, int) and 0 < d <= 2**16 for d in shape)):
+        raise UserError(f"{path} is not a complete realnvp checkpoint (event_shape is {str(shape)[:40]}, "
+                        f"expected a list of 1 to 3 sizes)")
+    for key in ("step", "elapsed_s", "best_val_nll"):
+        if not isinstance(state.get(key), (int, float)):
+            raise UserError(f"{path} is not a complete realnvp checkpoint (no number {key})")
+
+
+def _allowed_globals() -> set[str]:
+    """The callables torch's ``weights_only`` loader accepts (tensor rebuilders, containers)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals  # noqa: PLC0415 (a private API)
+    except ImportError:  # pragma: no cover (another torch): every named callable is reported
+        return set()
+    return set(_get_allowed_globals())
+
+
+def code_named_in(path: Path) -> str | None:
+    """The first Python callable (``os.system``, ``builtins.eval``...) the pickle of a torch checkpoint
+    names beyond what ``weights_only`` loading accepts, or None. The opcodes are only listed
+    (``pickletools``), never executed, so the name is found whichever way the file is crafted.
+
+    Example:
+        >>> code_named_in(run_dir / "best.pt") is None  # tensors and plain containers only
+        True
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            payload = archive.read(names[0]) if names else b""
+    except (OSError, zipfile.BadZipFile):
+        return None
+    allowed, strings = _allowed_globals(), []
+    try:
+        for opcode, arg, _ in pickletools.genops(payload):
+            if opcode.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                module, name = str(arg).split(" ", 1) if opcode.name != "STACK_GLOBAL" else (["", ""] + strings)[-2:]
+                # Protocol 2 writes Python 2 names (__builtin__.eval): say the Python 3 one (builtins.eval).
+                py3 = (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
+                called = ".".join(_compat_pickle.NAME_MAPPING.get((module, name), py3))
+            elif opcode.name.startswith("EXT"):
+                called = f"extension code {arg}"
+            else:
+                strings += [arg] if isinstance(arg, str) else []
+                continue
+            if called not in allowed and not re.fullmatch(r"torch\.\w*Storage", called):
+                return called
+    except Exception:  # noqa: BLE001 (a torn or garbled stream: what was listed so far was checked)
+        pass
+    return None
 
 
 def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
@@ -134,20 +201,29 @@ def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
         >>> flow, cfg = flow_from_state(state, run_dir / "best.pt")
         >>> cfg.data.name, flow.event_shape, flow.n_params() == state["n_params"]
         ('moons', (2,), True)
-        >>> state["config"]["model"]["hidden"] = [32, 32]  # weights no longer fit the config
+        >>> state["config"]["model"]["hidden"] = [2 * h for h in cfg.model.hidden]  # weights no longer fit
         >>> flow_from_state(state, run_dir / "best.pt")
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: .../best.pt does not match its own config: size mismatch for ...
     """
+    _check_entries(state, path)
     cfg = Config.from_dict(state["config"], origin=str(path))
-    event_shape = tuple(int(d) for d in state["event_shape"])
-    flow = build_model(cfg.model, event_shape)
+    try:
+        check_settings(cfg)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    flow = build_model(cfg.model, tuple(state["event_shape"]))
     try:
         flow.load_state_dict(state["model"])
-    except RuntimeError as exc:  # torch's first line is a header; the next names the offending tensor
-        detail = [line.strip() for line in str(exc).splitlines() if line.strip()][1:2] or [str(exc)]
+    except (RuntimeError, TypeError, AttributeError) as exc:  # torch's first line is a header; the next names
+        detail = [line.strip() for line in str(exc).splitlines() if line.strip()][1:2] or [str(exc)]  # the tensor
         raise UserError(f"{path} does not match its own config: {detail[0][:300]}") from None
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in flow.state_dict().items() if t.is_floating_point()}
+    if any(bad.values()):
+        first = next(name for name, n in bad.items() if n)
+        raise UserError(f"{path} holds {sum(bad.values())} non-finite weights (NaN/Inf), first in {first}: "
+                        f"the run diverged or the file was altered")
     return flow, cfg
 
 
@@ -190,10 +266,13 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
         >>> (tmp / "log.jsonl").read_text()
         '{"step": 10, "val_nll": 0.4}\\n'
     """
-    with Path(path).open("a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with Path(path).open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a torn last line is skipped by the readers and trimmed by --resume
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class RunDir:
