@@ -40,9 +40,11 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             raise UserError(f"model: {exc}") from None
     if cfg.kind == "image":
         try:
-            return build_image_flow(event_shape, cfg.n_scales, cfg.feature_maps, cfg.n_blocks, cfg.conditioner_norm,
-                                    cfg.scale_couplings, cfg.final_couplings, cfg.batch_norm, cfg.bn_momentum,
-                                    cfg.logit, cfg.logit_alpha, cfg.checkpoint, cfg.scale_init)
+            return build_image_flow(event_shape, n_scales=cfg.n_scales, hidden=cfg.feature_maps, n_blocks=cfg.n_blocks,
+                                    norm=cfg.conditioner_norm, scale_couplings=cfg.scale_couplings,
+                                    final_couplings=cfg.final_couplings, batch_norm=cfg.batch_norm,
+                                    bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
+                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")

@@ -12,6 +12,8 @@ it was squeezed from. ``latent_scale_map`` gives each latent's scale.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -45,8 +47,74 @@ def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
                          f"multiples of {step} and at least {2 * step}; got {h}x{w} (lower model.n_scales)")
 
 
+@dataclass(frozen=True)
+class CouplingSettings:
+    """How every coupling of the image model is built: its s/t ResNet (``hidden`` feature maps at the
+    first scale, doubled at each later one; ``n_blocks`` residual blocks; ``norm`` inside), the learned
+    tanh scale's start, and the batch norm that follows it (``bn_momentum``; none if not ``batch_norm``).
+
+    Example:
+        >>> layers = CouplingSettings(hidden=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
+        >>> [type(layer).__name__ for layer in layers]
+        ['MaskedAffineCoupling', 'BatchNormFlow', 'MaskedAffineCoupling', 'BatchNormFlow']
+    """
+
+    hidden: int = 64
+    n_blocks: int = 8
+    norm: str = "batch"
+    checkpoint: bool = False
+    scale_init: float = 1.0
+    batch_norm: bool = True
+    bn_momentum: float = 0.005
+
+    def net(self, c_in: int, c_out: int, scale: int) -> ResNet:
+        """The s/t network of a coupling at ``scale`` (0 = finest): ``c_in`` -> ``c_out`` channels."""
+        return ResNet(c_in, c_out, self.hidden * 2**scale, self.n_blocks, self.norm, self.checkpoint)
+
+    def with_norm(self, layer: Bijector, channels: int) -> list[Bijector]:
+        """``layer``, then a batch-norm layer over ``channels`` when the settings ask for one."""
+        return [layer, BatchNormFlow((channels, 1, 1), momentum=self.bn_momentum)] if self.batch_norm else [layer]
+
+    def checkerboard(self, c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
+        """``count`` checkerboard couplings on ``[c, h, w]``, alternating which squares pass."""
+        return [layer for i in range(count) for layer in self.with_norm(
+            MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), self.net(c, 2 * c, scale), c, self.scale_init), c)]
+
+    def channelwise(self, c: int, count: int, scale: int) -> list[Bijector]:
+        """``count`` channel-wise couplings on ``c`` channels, alternating which half passes."""
+        layers: list[Bijector] = []
+        for i in range(count):
+            mask = half_mask(c, i % 2)
+            n_pass = int(mask.sum())
+            coupling = AffineCoupling(mask, self.net(n_pass, 2 * (c - n_pass), scale), 3, self.scale_init)
+            layers += self.with_norm(coupling, c)
+        return layers
+
+
+def scale_chain(settings: CouplingSettings, shape: tuple[int, int, int], scale: int, n_scales: int,
+                scale_couplings: int = 3, final_couplings: int = 4) -> Chain:
+    """Scale ``scale`` (0 = finest) of the multi-scale model on ``shape = (C, H, W)`` and, inside its
+    factor-out, every coarser scale: checkerboard couplings, squeeze, channel-wise couplings, factor
+    out half, unsqueeze; the last scale only checkerboard couplings (paper, section 3.6).
+
+    Example:
+        >>> chain = scale_chain(CouplingSettings(hidden=4, n_blocks=1, batch_norm=False), (1, 4, 4), 0, 2, 1, 1)
+        >>> [type(layer).__name__ for layer in chain.layers]
+        ['MaskedAffineCoupling', 'Squeeze', 'AffineCoupling', 'FactorOut', 'Unsqueeze']
+    """
+    c, h, w = shape
+    if scale == n_scales - 1:
+        return Chain(settings.checkerboard(c, h, w, final_couplings, scale))
+    # Built finest first (this scale's couplings, then the coarser scales), so a seed gives the same weights.
+    layers = settings.checkerboard(c, h, w, scale_couplings, scale) + [Squeeze()]
+    layers += settings.channelwise(4 * c, scale_couplings, scale)
+    coarser = scale_chain(settings, (2 * c, h // 2, w // 2), scale + 1, n_scales, scale_couplings, final_couplings)
+    return Chain(layers + [FactorOut(coarser), Unsqueeze()])
+
+
 def build_image_flow(
     event_shape: tuple[int, int, int],
+    *,
     n_scales: int = 2,
     hidden: int = 64,
     n_blocks: int = 8,
@@ -62,7 +130,7 @@ def build_image_flow(
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
-    Arguments:
+    Arguments (all but ``event_shape`` by keyword):
         event_shape: ``(C, H, W)``; ``H`` and ``W`` divisible by ``2 ** (n_scales - 1)``.
         n_scales: number of scales (the paper's CIFAR-10 model: 2, i.e. one squeeze).
         hidden: feature maps of the first scale's s/t ResNets (doubled at each later scale).
@@ -73,6 +141,7 @@ def build_image_flow(
         batch_norm: running-average batch norm after every coupling, momentum ``bn_momentum``.
         logit: "symmetric" or "paper" logit preprocessing with ``logit_alpha``, or "none".
         checkpoint: gradient checkpointing of the s/t networks.
+        scale_init: starting value of every coupling's learned tanh scale.
 
     Example:
         >>> flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1)
@@ -80,38 +149,10 @@ def build_image_flow(
         torch.Size([2, 1, 4, 4])
     """
     _check_shape(event_shape, n_scales)
-
-    def net(c_in: int, c_out: int, scale: int) -> ResNet:
-        return ResNet(c_in, c_out, hidden * 2**scale, n_blocks, norm, checkpoint)
-
-    def with_norm(layer: Bijector, channels: int) -> list[Bijector]:
-        return [layer, BatchNormFlow((channels, 1, 1), momentum=bn_momentum)] if batch_norm else [layer]
-
-    def checkerboard(c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
-        layers: list[Bijector] = []
-        for i in range(count):
-            coupling = MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), net(c, 2 * c, scale), c, scale_init)
-            layers += with_norm(coupling, c)
-        return layers
-
-    def channelwise(c: int, count: int, scale: int) -> list[Bijector]:
-        layers: list[Bijector] = []
-        for i in range(count):
-            mask = half_mask(c, i % 2)
-            n_pass = int(mask.sum())
-            layers += with_norm(AffineCoupling(mask, net(n_pass, 2 * (c - n_pass), scale), 3, scale_init), c)
-        return layers
-
-    def level(c: int, h: int, w: int, scale: int) -> Chain:
-        if scale == n_scales - 1:
-            return Chain(checkerboard(c, h, w, final_couplings, scale))
-        return Chain(checkerboard(c, h, w, scale_couplings, scale) + [Squeeze()]
-                     + channelwise(4 * c, scale_couplings, scale)
-                     + [FactorOut(level(2 * c, h // 2, w // 2, scale + 1)), Unsqueeze()])
-
-    c, h, w = event_shape
-    layers: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
-    return Flow(Chain(layers + [level(c, h, w, 0)]), tuple(event_shape))
+    settings = CouplingSettings(hidden, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum)
+    first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
+    scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
+    return Flow(Chain(first + [scales]), tuple(event_shape))
 
 
 def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor:
