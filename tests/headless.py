@@ -1,5 +1,6 @@
 """Rendering a page in Debian's headless chromium for the report tests: every image's decoded size,
-script errors, console lines, and every file or network address the page refers to."""
+script errors, console lines, and every file or network address the page refers to; and a screenshot
+of the page with a check that it is drawn (not blank, not broken)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -62,3 +65,25 @@ def render(chromium: str, page: Path, workdir: Path) -> tuple[dict, list[str]]:
     assert found, f"the page never finished loading; chromium said: {proc.stderr[-2000:]}"
     console = [line for line in proc.stderr.splitlines() if re.search(r":CONSOLE[:(]", line)]
     return json.loads(html.unescape(found.group(1))), console
+
+
+def screenshot(chromium: str, page: Path, workdir: Path, size: tuple[int, int] = (1280, 1600)) -> Path:
+    """A PNG of the top ``size`` of ``page`` as headless chromium draws it (what a reader first sees)."""
+    shot = workdir / f"{page.stem}-screenshot.png"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={workdir / 'profile-shot'}", f"--window-size={size[0]},{size[1]}",
+           "--virtual-time-budget=10000", f"--screenshot={shot}", page.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    return shot
+
+
+def looks_drawn(shot: Path) -> tuple[bool, str]:
+    """Whether a screenshot shows a drawn page rather than a blank or broken one: enough of it is
+    ink (not the white background) and it holds many colours (figures, not just text and broken-image
+    icons). Returns the verdict and the numbers it rests on."""
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(np.int64)
+    ink = float((pixels.min(1) < 235).mean())
+    colours = len(np.unique(pixels[:, 0] * 65536 + pixels[:, 1] * 256 + pixels[:, 2]))
+    return ink > 0.08 and colours > 200, f"{ink:.1%} of the pixels inked, {colours} distinct colours"

@@ -1,5 +1,6 @@
-"""``realnvp runs`` lists every run under a folder with the numbers its evaluation.json holds, marks
-unfinished runs, and TensorBoard logging mirrors metrics.jsonl."""
+"""``realnvp runs`` lists every run under a folder with the numbers its evaluation.json holds (one
+score column with its unit beside it, never nats and bits/dim mixed, and the Gaussian baseline in the
+same unit), marks unfinished runs, and TensorBoard logging mirrors metrics.jsonl."""
 
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ def test_lists_every_run_with_its_evaluation(runs_dir):
     rows = {row["name"]: row for row in list_runs(runs_dir)}
     assert sorted(rows) == ["broken", "group/unfinished", "moons"]
     evaluation = json.loads((runs_dir / "moons" / "evaluation.json").read_text())
+    gaussian = evaluation.get("baseline_gaussian_test_nll_nats")
     assert rows["moons"] == {"name": "moons", "data": "moons", "steps": evaluation["steps"],
-                             "test_nll": evaluation["test_nll_nats"], "bits_per_dim": None,
-                             "params": evaluation["n_params"], "stop_reason": evaluation["stop_reason"]}
+                             "test_nll": evaluation["test_nll_nats"], "unit": "nats/example",
+                             "gaussian_nll": gaussian, "params": evaluation["n_params"],
+                             "stop_reason": evaluation["stop_reason"], "test_nll_nats": evaluation["test_nll_nats"],
+                             "bits_per_dim": None, "baseline_gaussian_test_nll_nats": gaussian}
     last_step = json.loads((runs_dir / "moons" / "metrics.jsonl").read_text().splitlines()[-1])["step"]
     for name in ("group/unfinished", "broken"):
         assert rows[name]["steps"] == last_step and rows[name]["test_nll"] is None
@@ -42,10 +46,12 @@ def test_lists_every_run_with_its_evaluation(runs_dir):
 def test_cli_table_and_json(runs_dir, capsys):
     assert main(["runs", str(runs_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason"]
+    assert lines[0].split() == ["name", "data", "steps", "test_nll", "unit", "gaussian_nll", "params", "stop_reason"]
     evaluation = json.loads((runs_dir / "moons" / "evaluation.json").read_text())
     moons = next(line for line in lines if line.startswith("moons"))
-    assert f"{evaluation['test_nll_nats']:.4f}" in moons and f"{evaluation['n_params']:,}" in moons
+    assert f"{evaluation['test_nll_nats']:.4f}  nats/example" in moons and f"{evaluation['n_params']:,}" in moons
+    if "baseline_gaussian_test_nll_nats" in evaluation:  # the Gaussian, in the same unit, beside the flow
+        assert f"nats/example  {evaluation['baseline_gaussian_test_nll_nats']:12.4f}" in moons
     assert len(lines) == 4
     assert main(["runs", str(runs_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == list_runs(runs_dir)

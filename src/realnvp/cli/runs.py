@@ -11,14 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from realnvp.errors import UserError
+from realnvp.evaluation.metrics import bits_per_dim
 from realnvp.rundir import CONFIG, RunDir, read_json
 
-COLUMNS = ("name", "data", "steps", "test_nll", "bits_per_dim", "params", "stop_reason")
+# The table: one score per run in the unit a person reads for it (nats/example for vectors, bits/dim
+# for images), the unit beside it, and the full-covariance Gaussian baseline in the same unit.
+COLUMNS = ("name", "data", "steps", "test_nll", "unit", "gaussian_nll", "params", "stop_reason")
+RAW = ("test_nll_nats", "bits_per_dim", "baseline_gaussian_test_nll_nats")  # --json also has these, as stored
 
 
 def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     """One row: from ``evaluation.json`` when the run finished, else what ``config.json`` and the last
-    ``metrics.jsonl`` record say (a run still training or stopped early shows as unfinished).
+    ``metrics.jsonl`` record say (a run still training or stopped early shows as unfinished). The
+    table's columns (``COLUMNS``) and the numbers as stored (``RAW``, in nats where named so).
 
     Example:
         >>> row = run_summary(run_dir, run_dir.parent)
@@ -28,7 +33,7 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     run = RunDir(run_dir)
     config = read_json(run / CONFIG) or {}
     data_cfg = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row: dict[str, Any] = dict.fromkeys(COLUMNS + RAW)
     row["name"] = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
     row["data"] = data_cfg.get("path") if data_cfg.get("name") == "file" else data_cfg.get("name")
     evaluation = run.evaluation()
@@ -37,9 +42,16 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
         row["steps"] = records[-1]["step"] if records else 0
         row["stop_reason"] = "unfinished (no evaluation.json)"
         return row
+    row.update({key: evaluation.get(key) for key in RAW})
     row.update(data=evaluation.get("data", row["data"]), steps=evaluation.get("steps"),
-               test_nll=evaluation.get("test_nll_nats"), params=evaluation.get("n_params"),
-               bits_per_dim=evaluation.get("bits_per_dim"), stop_reason=evaluation.get("stop_reason"))
+               params=evaluation.get("n_params"), stop_reason=evaluation.get("stop_reason"))
+    gaussian = row["baseline_gaussian_test_nll_nats"]
+    if row["bits_per_dim"] is not None:  # an image run: bits/dim, the Gaussian (if any) converted alike
+        row.update(test_nll=row["bits_per_dim"], unit="bits/dim")
+        if gaussian is not None and evaluation.get("dim") and evaluation.get("n_levels"):
+            row["gaussian_nll"] = bits_per_dim(gaussian, evaluation["dim"], evaluation["n_levels"])
+    else:
+        row.update(test_nll=row["test_nll_nats"], unit="nats/example", gaussian_nll=gaussian)
     return row
 
 
@@ -71,13 +83,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     Example:
         >>> print(format_table([{"name": "a", "data": "moons", "steps": 3000, "test_nll": 1.2345678,
-        ...                      "bits_per_dim": None, "params": 12000, "stop_reason": "reached 3000 steps"}]))
-        name  data   steps  test_nll  bits_per_dim  params  stop_reason
-        a     moons  3,000    1.2346  -             12,000  reached 3000 steps
+        ...                      "unit": "nats/example", "gaussian_nll": 2.5, "params": 12000,
+        ...                      "stop_reason": "reached 3000 steps"}]))
+        name  data   steps  test_nll  unit          gaussian_nll  params  stop_reason
+        a     moons  3,000    1.2346  nats/example        2.5000  12,000  reached 3000 steps
     """
     cells = [list(COLUMNS)] + [[_cell(row.get(c)) for c in COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    numeric = {"steps", "test_nll", "params"}
+    numeric = {"steps", "test_nll", "gaussian_nll", "params"}
     lines = []
     for line in cells:
         parts = [v.rjust(w) if c in numeric and line is not cells[0] else v.ljust(w)
@@ -92,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
     Example:
         >>> from realnvp.cli.parser import build_parser
         >>> run(build_parser().parse_args(["runs", str(run_dir.parent)]))
-        name   data   steps  test_nll  bits_per_dim  params  stop_reason
+        name   data   steps  test_nll  unit          gaussian_nll  params  stop_reason
         moons  moons     60  ...
     """
     rows = list_runs(args.dir)

@@ -26,8 +26,9 @@ def _pyplot():  # noqa: ANN202 - matplotlib is imported only when a picture is d
 
 
 def _save(fig: Any, path: str | Path) -> None:
-    """Save ``fig`` (a path or a binary buffer, as PNG) and free it."""
-    fig.savefig(path, dpi=110, format="png")
+    """Save ``fig`` (a path or a binary buffer, as PNG, its title also in the PNG's metadata) and free it."""
+    title = fig.get_suptitle() or next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
+    fig.savefig(path, dpi=110, format="png", metadata={"Title": title.replace("\n", "; ")} if title else None)
     _pyplot().close(fig)
 
 
@@ -67,7 +68,9 @@ def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
     plt = _pyplot()
     names = axis_names(data.shape[1], names)
     xlim, ylim = plot_limits(data)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), sharex=True, sharey=True)
+    aspect = (xlim[1] - xlim[0]) / max(ylim[1] - ylim[0], 1e-9)  # the height follows the data's shape
+    fig, axes = plt.subplots(1, 2, figsize=(9, float(np.clip(4.0 / aspect, 2.2, 4.6)) + 1.4), sharex=True,
+                             sharey=True)
     for ax, pts, color, name in ((axes[0], data, "tab:blue", "data"), (axes[1], samples, "tab:red", "samples")):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
         ax.set_title(f"{name} (n={len(pts)})")
@@ -197,17 +200,19 @@ def _corner_panel(ax: Any, i: int, j: int, data: np.ndarray, samples: np.ndarray
     ax.set_xlabel(names[j] if i == d - 1 else "", fontsize=8)
     ax.set_ylabel(names[i] if j == 0 and i > 0 else "", fontsize=8)
     if i == j:
-        bins = np.linspace(*limits[i], 40)
-        ax.hist(data[:, i], bins=bins, density=True, color="tab:blue", alpha=0.5)
-        ax.hist(samples[:, i], bins=bins, density=True, histtype="step", color="tab:red")
+        bins = np.linspace(*limits[i], 40)  # densities over all rows: those outside the limits count too
+        ax.hist(data[:, i], bins=bins, weights=np.full(len(data), 1 / (len(data) * (bins[1] - bins[0]))),
+                color="tab:blue", alpha=0.5)
+        ax.hist(samples[:, i], bins=bins, weights=np.full(len(samples), 1 / (len(samples) * (bins[1] - bins[0]))),
+                histtype="step", color="tab:red")
         ax.set_xlim(*limits[i])
         ax.set_yticks([])
     elif i > j:  # data: x = column j, y = column i, as the row and column labels say
-        ax.scatter(data[:, j], data[:, i], s=1, alpha=0.35, color="tab:blue", linewidths=0)
+        ax.scatter(data[:, j], data[:, i], s=1.5, alpha=0.35, color="tab:blue", linewidths=0)
         ax.set_xlim(*limits[j])
         ax.set_ylim(*limits[i])
     else:  # samples, on the same axes as the mirror panel (j, i), so the two compare at a glance
-        ax.scatter(samples[:, i], samples[:, j], s=1, alpha=0.35, color="tab:red", linewidths=0)
+        ax.scatter(samples[:, i], samples[:, j], s=1.5, alpha=0.35, color="tab:red", linewidths=0)
         ax.set_xlim(*limits[i])
         ax.set_ylim(*limits[j])
         ax.text(0.03, 0.97, f"{names[i]} vs {names[j]}", transform=ax.transAxes, fontsize=6, va="top",

@@ -1,12 +1,12 @@
 """``realnvp report``: one self-contained HTML page per run (pictures as base64 data URIs, inline CSS,
-no scripts, no network), so a run can be looked at, mailed or archived as a single file."""
+no scripts, no network), so a run can be looked at, mailed or archived as a single file. Laid out for
+reading: the headline number and figure first, then the curves, samples beside data, the metrics and
+the settings that apply to the run."""
 
 from __future__ import annotations
 
-import base64
 import html
 import io
-import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,27 +16,27 @@ import numpy as np
 import torch
 from PIL import Image
 
+from realnvp.config import Config
 from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
 from realnvp.rundir import CONFIG, REPORT, RunDir, atomic_write_bytes, load
 from realnvp.viz.animate import animate
-from realnvp.viz.images import _zoom_for, animate_images, grid
-from realnvp.viz.plots import _pyplot, data_and_samples, log_density
+from realnvp.viz.curves import curves_png, nll_unit
+from realnvp.viz.html import CSS, figure, html_table, row
+from realnvp.viz.images import _zoom_for, animate_images, grid, labelled, scale_headers
+from realnvp.viz.pictures import column_names, data_label
+from realnvp.viz.plots import corner, data_and_samples, log_density
 
-TEMPERATURES = (0.5, 0.75, 1.0)  # the image grids' temperatures (the paper samples below 1, too)
-CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
-td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: .88em; color: #555; }
-.note { color: #666; font-size: .9em; } .headline { font-size: 1.1em; }
-summary { cursor: pointer; font-weight: 600; margin: 1em 0 .3em; }
-"""
-
+TEMPERATURES = (0.5, 0.75)  # the image grids' lower temperatures, beside temperature 1 (the paper samples below 1)
+BASELINE = "baseline_gaussian_test_nll_nats"  # evaluation.json: the full-covariance Gaussian's test NLL (vectors)
+# Settings that only one kind of run reads (config.py); the report's table leaves the others out.
+IMAGE_ONLY = {"data.flip", "data.download", "data.image_size", "data.test_draws", "model.n_scales",
+              "model.feature_maps", "model.n_blocks", "model.conditioner_norm", "model.scale_couplings",
+              "model.final_couplings", "model.logit", "model.logit_alpha", "model.checkpoint"}
+VECTOR_ONLY = {"model.n_couplings", "model.hidden", "model.mask", "model.whiten"}
+TOY_ONLY = {"data.n_train", "data.n_test", "data.noise"}
+FILE_ONLY = {"data.path", "data.test_path", "data.test_fraction"}
 
 NLL_NOTE = ("NLL: mean negative log-likelihood per example in nats, in the data's own units (lower is "
             "better); val_nll_nats is the best validation NLL, whose weights (best.pt) every tool uses.")
@@ -58,136 +58,155 @@ def _headline(metrics: dict[str, Any]) -> str:
     return f"{score} after {metrics.get('steps', '?')} steps{reason}"
 
 
-def data_uri(data: bytes, mime: str) -> str:
-    """``data:`` URI of ``data``: the page carries its pictures itself.
+def baseline_line(metrics: dict[str, Any]) -> str:
+    """HTML: the flow's test NLL beside the full-covariance Gaussian's, saying plainly which is better
+    (a flow that loses to it has learned nothing beyond the data's mean and covariance); "" when
+    ``evaluation.json`` has no baseline.
 
     Example:
-        >>> data_uri(b"GIF89a", "image/gif")
-        'data:image/gif;base64,R0lGODlh'
+        >>> print(baseline_line({"test_nll_nats": 2.5, "baseline_gaussian_test_nll_nats": 2.0}))
+        <p class="headline worse">flow vs full-covariance Gaussian: 2.5000 vs 2.0000 nats/example: the flow
+        is WORSE than the Gaussian by 0.5000 nats/example</p>
     """
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    gauss, flow = metrics.get(BASELINE), metrics.get("test_nll_nats")
+    if not isinstance(gauss, (int, float)) or not isinstance(flow, (int, float)):
+        return ""
+    gap = gauss - flow
+    verdict = (f"the flow is better by {gap:.4f} nats/example" if gap > 0 else
+               f"the flow is WORSE than the Gaussian by {-gap:.4f} nats/example")
+    text = f"flow vs full-covariance Gaussian: {flow:.4f} vs {gauss:.4f} nats/example: {verdict}"
+    return f'<p class="headline {"better" if gap > 0 else "worse"}">{html.escape(text)}</p>'
 
 
-def _figure(data: bytes, caption: str, mime: str = "image/png") -> str:
-    esc = html.escape(caption)
-    return f'<figure><img src="{data_uri(data, mime)}" alt="{esc}"><figcaption>{esc}</figcaption></figure>'
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if (value == 0 or 1e-3 <= abs(value) < 1e5 or not math.isfinite(value)) \
-            else f"{value:.3e}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_format(v) for v in value)
-    return str(value)
-
-
-def html_table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
-    """An HTML table, every cell escaped; numbers right-aligned.
+def relevant_settings(cfg: Config) -> list[tuple[str, Any]]:
+    """``(section.key, value)`` of every setting the run's kind reads: no image settings for a vector
+    run, no toy-set sizes for a file or image run, no empty paths (``config.json`` keeps them all).
 
     Example:
-        >>> html_table([("steps", 3000)], ("name", "value"))
-        '<table><tr><th>name</th><th>value</th></tr><tr><td>steps</td><td class="num">3000</td></tr></table>'
+        >>> keys = [key for key, _ in relevant_settings(Config())]  # the default: moons, a vector model
+        >>> "model.hidden" in keys, "model.n_scales" in keys, "data.path" in keys
+        (True, False, False)
     """
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="num">{html.escape(_format(c))}</td>' if isinstance(c, (int, float))
-            and not isinstance(c, bool) else f"<td>{html.escape(_format(c))}</td>" for c in row) + "</tr>"
-        for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    if cfg.model.kind == "image":
+        skip = VECTOR_ONLY | TOY_ONLY
+    else:
+        skip = IMAGE_ONLY | (TOY_ONLY if cfg.data.name == "file" else FILE_ONLY)
+    if not cfg.model.batch_norm:
+        skip = skip | {"model.bn_momentum"}
+    return [(f"{section}.{key}", value) for section, values in cfg.to_dict().items()
+            for key, value in values.items()
+            if f"{section}.{key}" not in skip and not (key.endswith("path") and value == "")]
 
 
 def _png(draw: Callable[[Any], None]) -> bytes:
-    """Bytes of the PNG that ``draw(path_or_buffer)`` saves with matplotlib."""
+    """Bytes of the PNG that ``draw(path_or_buffer)`` saves."""
     buffer = io.BytesIO()
     draw(buffer)
     return buffer.getvalue()
 
 
-def curves_png(records: list[dict[str, Any]]) -> bytes:
-    """Train and validation NLL against the step, and the learning rate beneath, as PNG bytes.
-
-    Example:
-        >>> curves_png(RunDir(run_dir).metrics())[:4]
-        b'\\x89PNG'
-    """
-    plt = _pyplot()
-    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    steps = [r["step"] for r in records]
-    ax.plot(steps, [r["train_nll"] for r in records], "o-", ms=3, label="train (mean since last eval)")
-    val = [(r["step"], r["val_nll"]) for r in records if r.get("val_nll") is not None]
-    if val:
-        ax.plot(*zip(*val, strict=True), "s-", ms=3, label="validation")
-    ax.set_ylabel("NLL [nats/example]")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    ax_lr.plot(steps, [r.get("lr", float("nan")) for r in records], color="gray")
-    ax_lr.set_ylabel("learning rate")
-    ax_lr.set_xlabel("step")
-    ax_lr.grid(alpha=0.3)
-    fig.tight_layout()
-    data = _png(lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
-    return data
-
-
-def _vector_pictures(flow: Any, data: np.ndarray, name: str, existing: dict[str, bytes]) -> list[str]:
-    """Samples beside data, the log-density heatmap (2-D) and the layer-by-layer animation: the run's
-    own pictures when training wrote them, drawn afresh otherwise."""
-    figures = []
-    if "samples.png" not in existing:
-        torch.manual_seed(0)
-        samples = flow.sample(min(2000, len(data))).numpy()
-        existing["samples.png"] = _png(lambda f: data_and_samples(data[: len(samples)], samples, f,
-                                                                  title=f"{name}: data vs Real NVP samples"))
-    shown = "" if flow.event_size == 2 else f", first two of {flow.event_size} coordinates"
-    figures.append(_figure(existing.pop("samples.png"), f"training data (left) beside samples (right){shown}"))
-    if flow.event_size == 2:
-        if "density.png" not in existing:
-            existing["density.png"] = _png(lambda f: log_density(flow, data, f, title=f"{name}: model log-density"))
-        figures.append(_figure(existing.pop("density.png"), "model log-density log p(x) in nats"))
+def _gif(existing: dict[str, bytes], draw: Callable[[Path], None]) -> bytes:
+    """The run's own animation.gif, or one drawn afresh by ``draw(path)``."""
     if "animation.gif" not in existing:
         with tempfile.TemporaryDirectory() as tmp:
-            gif = Path(tmp) / "animation.gif"
-            animate(flow, gif, n=600, frames_per_layer=4, data=data)  # lighter than training's
-            existing["animation.gif"] = gif.read_bytes()
-    figures.append(_figure(existing.pop("animation.gif"), "base samples bent through each layer in turn",
-                           "image/gif"))
-    return figures
+            draw(Path(tmp) / "animation.gif")
+            existing["animation.gif"] = (Path(tmp) / "animation.gif").read_bytes()
+    return existing.pop("animation.gif")
 
 
-def _grid_png(images: np.ndarray, height: int, ncol: int = 8) -> bytes:
-    """Images ``[N, C, H, W]`` in ``[0, 1]`` as one PNG grid (``realnvp.viz.images.grid``)."""
+def _vector_pictures(flow: Any, data: np.ndarray, cfg: Config, existing: dict[str, bytes]) -> tuple[str, str]:
+    """``(headline, samples)`` HTML for a vector run: the log-density (2-D) or corner plot first, then
+    samples beside data and the layer-by-layer animation; the run's own pictures when training drew them."""
+    label, dim = data_label(cfg.data), flow.event_size
+    names = column_names(cfg.data, dim)
+    torch.manual_seed(0)
+    samples = flow.sample(min(2000, len(data))).numpy()
+    if "samples.png" not in existing:
+        existing["samples.png"] = _png(lambda f: data_and_samples(
+            data[: len(samples)], samples, f, title=f"{label}: data vs Real NVP samples", names=names))
+    if dim == 2:
+        if "density.png" not in existing:
+            existing["density.png"] = _png(lambda f: log_density(
+                flow, data, f, title=f"{label}: model log-density log p(x)", names=names))
+        headline = figure(existing.pop("density.png"), "model log-density log p(x) in nats, clipped a few nats "
+                          "below the data's lowest log-densities (the floor is in the colour bar)")
+    else:
+        if "corner.png" not in existing:
+            existing["corner.png"] = _png(lambda f: corner(data[: len(samples)], samples, f, title=label,
+                                                           names=names))
+        headline = figure(existing.pop("corner.png"), "every pair of coordinates: data below the diagonal, "
+                          "samples above, histograms on it" + (f" (first 6 of {dim})" if dim > 6 else ""))
+    shown = "" if dim == 2 else f", coordinates 1 and 2 of {dim}"
+    gif = _gif(existing, lambda path: animate(flow, path, n=600, frames_per_layer=4, data=data))
+    samples_html = row(figure(existing.pop("samples.png"), f"training data (left) beside samples (right){shown}",
+                              width=740), figure(gif, "base samples bent through each layer in turn", "image/gif",
+                                                 width=400))
+    return headline, samples_html
+
+
+def _grid_png(images: np.ndarray, height: int, title: str, ncol: int = 8) -> bytes:
+    """Images ``[N, C, H, W]`` in ``[0, 1]`` as one titled PNG grid (``realnvp.viz.images``)."""
     buffer = io.BytesIO()
-    Image.fromarray(grid(images, ncol=ncol, zoom=_zoom_for(height))).save(buffer, format="PNG")
+    Image.fromarray(labelled(grid(images, ncol=ncol, zoom=_zoom_for(height)), title)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 @torch.no_grad()
-def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, existing: dict[str, bytes]) -> list[str]:
-    """Training images beside samples, sample grids at several temperatures, what each scale encodes
-    and the layer-by-layer animation (the run's own when training drew them)."""
+def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, n_scales: int,
+                    existing: dict[str, bytes]) -> tuple[str, str]:
+    """``(headline, samples)`` HTML for an image run: training images beside samples at temperature 1
+    first; then lower temperatures in a row, what each scale encodes and the animation."""
     height = flow.event_shape[1]
     shown = (data[:64].astype(np.float32) + 0.5) / n_levels  # pixel-level centres, on the samples' scale
-    figures = [_figure(_grid_png(shown, height), "training images")]
-    for temperature in TEMPERATURES:
+    grids = {}
+    for temperature in (1.0, *TEMPERATURES):
         torch.manual_seed(0)
         samples = flow.sample(64, temperature=temperature).clamp(0, 1).cpu().numpy()
-        figures.append(_figure(_grid_png(samples, height), f"samples at temperature {temperature:g}"))
+        grids[temperature] = figure(_grid_png(samples, height, f"Real NVP samples, temperature {temperature:g}"),
+                                    f"samples at temperature {temperature:g}")
     for name in [n for n in existing if n.startswith("samples")]:  # the same grids, drawn by training
         existing.pop(name)
+    headline = row(figure(_grid_png(shown, height, "training images"), "training images"), grids.pop(1.0))
+    parts = ["<h3>Lower temperatures (samples drawn from N(0, T&sup2; I) in the latent space)</h3>",
+             row(*grids.values())]
+    scales = []
     if "scales.png" in existing:
-        figures.append(_figure(existing.pop("scales.png"), "what each scale encodes: each row an image, then "
-                               "the image with one scale's latents resampled (coarse to fine: see the docs)"))
-    if "animation.gif" not in existing:
-        with tempfile.TemporaryDirectory() as tmp:
-            gif = Path(tmp) / "animation.gif"
-            animate_images(flow, gif)
-            existing["animation.gif"] = gif.read_bytes()
-    figures.append(_figure(existing.pop("animation.gif"), "base samples turned into images layer by layer",
-                           "image/gif"))
-    return figures
+        columns = ", ".join(scale_headers(n_scales)[1:])
+        scales.append(figure(existing.pop("scales.png"), "what each scale encodes: each row a training image, "
+                             f"then the image with one scale's latents resampled, columns {columns} "
+                             "(scale 1 is factored out first, at full resolution)", width=420))
+    parts.append(row(*scales, figure(_gif(existing, lambda path: animate_images(flow, path)),
+                                     "base samples turned into images layer by layer", "image/gif")))
+    return headline, "\n".join(parts)
+
+
+def _page(name: str, cfg: Config, flow: Any, metrics: dict[str, Any], splits: Any, existing: dict[str, bytes],
+          records: list[dict[str, Any]]) -> str:
+    """The whole page: headline number and figure, curves, samples, metrics, settings, other pictures."""
+    if len(flow.event_shape) == 1:
+        headline, samples = _vector_pictures(flow, splits.train, cfg, existing)
+    else:
+        headline, samples = _image_pictures(flow, splits.train, splits.n_levels, cfg.model.n_scales, existing)
+    unit, _ = nll_unit(flow.event_size, splits.n_levels)
+    curves = (figure(curves_png(records, flow.event_size, splits.n_levels),
+                     f"NLL in {unit} against the training step (train, validation) and the learning rate")
+              if records else "<p class='note'>no metrics.jsonl records</p>")
+    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>realnvp report: {name}"
+             f"</title><style>{CSS}</style></head><body>", f"<h1>Real NVP run <code>{name}</code></h1>",
+             f"<p class='note'>data: {html.escape(str(metrics.get('data', cfg.data.name)))}, "
+             f"example shape {tuple(flow.event_shape)}, {flow.n_params():,} parameters</p>",
+             f"<p class='headline'>{html.escape(_headline(metrics))}</p>", baseline_line(metrics), headline,
+             "<h2>Training curves</h2>", curves, "<h2>Samples</h2>", samples,
+             "<h2>Metrics</h2>", html_table(list(metrics.items()), ("metric", "value")),
+             f"<p class='note'>{NLL_NOTE_IMAGES if len(flow.event_shape) == 3 else NLL_NOTE}</p>",
+             f"<details><summary>Configuration (the settings a {cfg.model.kind} run reads; config.json holds "
+             "every one)</summary>", html_table(relevant_settings(cfg), ("setting", "value")), "</details>"]
+    if existing:  # per-scale pictures and anything else training drew
+        parts.append("<h2>More pictures from the run</h2>")
+        parts.append(row(*[figure(blob, file, "image/gif" if file.endswith(".gif") else "image/png")
+                           for file, blob in existing.items()]))
+    parts.append("</body></html>\n")
+    return "\n".join(part for part in parts if part)
 
 
 def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -210,38 +229,12 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     cfg = run.config()
     flow = load(run_dir)
     metrics = run.evaluation() or evaluate_run(run_dir)  # missing or torn: recompute
-    splits = load_splits(cfg.data)
-    data = splits.train
     existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
                 if p.suffix.lower() in (".png", ".gif") and p.is_file()}
-
-    name = html.escape(run_dir.resolve().name)
-    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>realnvp report: {name}"
-             f"</title><style>{CSS}</style></head><body>", f"<h1>Real NVP run <code>{name}</code></h1>",
-             f"<p class='note'>data: {html.escape(str(metrics.get('data', cfg.data.name)))}, "
-             f"example shape {tuple(flow.event_shape)}, {flow.n_params():,} parameters</p>",
-             f"<p class='headline'>{html.escape(_headline(metrics))}</p>",
-             "<h2>Metrics</h2>", html_table(list(metrics.items()), ("metric", "value")),
-             f"<p class='note'>{NLL_NOTE_IMAGES if len(flow.event_shape) == 3 else NLL_NOTE}</p>",
-             "<details><summary>Configuration (every setting, to reproduce the run)</summary>",
-             html_table([(f"{section}.{key}", value) for section, values in cfg.to_dict().items()
-                         for key, value in values.items()], ("setting", "value")), "</details>",
-             "<h2>Training curves</h2>"]
-    records = run.metrics()
-    parts.append(_figure(curves_png(records), "NLL per evaluation") if records
-                 else "<p class='note'>no metrics.jsonl records</p>")
-    parts.append("<h2>Samples</h2>")
-    if len(flow.event_shape) == 1:
-        parts += _vector_pictures(flow, data, cfg.data.name, existing)
-    else:
-        parts += _image_pictures(flow, data, splits.n_levels, existing)
-    if existing:  # per-scale pictures and anything else training drew
-        parts.append("<h2>More pictures from the run</h2>")
-        parts += [_figure(blob, f"{file}", "image/gif" if file.endswith(".gif") else "image/png")
-                  for file, blob in existing.items()]
-    parts.append("</body></html>\n")
+    page = _page(html.escape(run_dir.resolve().name), cfg, flow, metrics, load_splits(cfg.data), existing,
+                 run.metrics())
     try:
-        atomic_write_bytes(out, "\n".join(parts).encode())
+        atomic_write_bytes(out, page.encode())
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out
