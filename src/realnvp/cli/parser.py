@@ -82,10 +82,13 @@ def _add(sub: argparse._SubParsersAction, name: str, help: str, epilog: str, **k
 
 def _train(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "train", "train a preset or a TOML config", EXAMPLES)
-    p.add_argument("config", help=f"preset ({', '.join(preset_names())}) or a .toml file")
+    p.add_argument("config", nargs="?", help=f"preset ({', '.join(preset_names())}) or a .toml file; "
+                   "with --data and no preset: vector, sized to your table")
     p.add_argument("--out", required=True, help="run directory (created)")
     p.add_argument("--data", help="train on your own vectors: .npy, .npz or .csv [examples, features]; "
                    "with an image preset: the dataset's folder or an .npz with x_train and x_test")
+    p.add_argument("--test-data", help="a held-out file (or image folder) as the test split, instead of "
+                   "splitting --data")
     p.add_argument("--steps", type=int, help="training steps (train.steps)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
     p.add_argument("--seed", type=int, help="model initialisation and batch-order seed")
@@ -103,6 +106,7 @@ def _looking(sub: argparse._SubParsersAction) -> None:
     """``evaluate``, ``sample`` and ``animate``: the commands that use a trained run."""
     p = _add(sub, "evaluate", "test/train NLL, inverse error, parameter count of a run", EVALUATE_EXAMPLES)
     p.add_argument("run", help="run directory")
+    p.add_argument("--data", help="evaluate on this held-out file (or image folder) instead of the run's test split")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = _add(sub, "sample", "draw samples from a trained run", SAMPLE_EXAMPLES)

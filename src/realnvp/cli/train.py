@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from realnvp.config import load_config
+from realnvp.autoconfig import autosize, cap_batch, fit_rows
+from realnvp.config import Config, load_config
 from realnvp.data import IMAGE_DATASETS
+from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
 from realnvp.rundir import RunDir
 from realnvp.training.distributed import teardown
@@ -25,15 +28,46 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     """
     overrides = list(args.set or [])
     if args.data:  # an image preset reads its dataset from the path; anything else reads vectors
-        image = load_config(args.config, overrides).data.name in IMAGE_DATASETS
+        image = load_config(args.config or "vector", overrides).data.name in IMAGE_DATASETS
         overrides += ([] if image else ["data.name=file"]) + [f"data.path={args.data}"]
-    for flag, key in ((args.steps, "train.steps"), (args.time_budget, "train.time_budget"),
+    for flag, key in ((args.test_data, "data.test_path"), (args.steps, "train.steps"),
+                      (args.time_budget, "train.time_budget"),
                       (args.seed, "train.seed"), (args.device, "train.device")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     if args.compile is not None:
         overrides.append(f"train.compile={str(args.compile).lower()}")
     return overrides
+
+
+def configure(args: argparse.Namespace, say: Any) -> Config:
+    """The run's settings: the preset with ``--set`` and the flags; the ``vector`` preset (or no preset
+    with ``--data``) sized to the table by ``realnvp.autoconfig``, the chosen values said in one line.
+
+    Example:
+        >>> import numpy as np
+        >>> from realnvp.cli.parser import build_parser
+        >>> np.save(tmp / "t.npy", np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
+        >>> args = build_parser().parse_args(["train", "--data", str(tmp / "t.npy"), "--out", "x", "--steps", "50"])
+        >>> cfg = configure(args, say=print)
+        defaults for 120 rows x 4 columns: val_fraction=0.2, ... (--set KEY=VALUE overrides any)
+        >>> cfg.train.steps, cfg.model.whiten
+        (50, True)
+    """
+    if args.config is None and not args.data:
+        raise UserError("name a preset or a .toml config, or give --data FILE (see: realnvp train --help)")
+    overrides = overrides_from(args)
+    cfg = load_config(args.config or "vector", overrides)
+    if cfg.data.name != "file" or cfg.model.kind != "vector":
+        return cfg
+    if (args.config or "vector") == "vector":
+        cfg, line = autosize(cfg, {item.partition("=")[0].strip() for item in overrides})
+        say(line)
+    rows = fit_rows(cfg.data)[0]
+    note = cap_batch(cfg, rows - int(round(cfg.data.val_fraction * rows)))
+    if note:
+        say(note)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> None:
@@ -46,9 +80,9 @@ def run(args: argparse.Namespace) -> None:
         >>> sorted(path.name for path in (tmp / "run").iterdir())
         ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
     """
-    cfg = load_config(args.config, overrides_from(args))
-    run_dir = RunDir(args.out)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    cfg = configure(args, say)
+    run_dir = RunDir(args.out)
     result = train(cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say)
     teardown(result.dist)
     if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws

@@ -1,13 +1,16 @@
-"""Train / validation / test splits for a data configuration."""
+"""Train / validation / test splits for a data configuration, and held-out files (``data.test_path``,
+``realnvp evaluate RUN --data FILE``) read the way the training data was."""
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from realnvp.config import DataConfig
-from realnvp.data.images import IMAGE_DATASETS, load_images
+from realnvp.data.images import IMAGE_DATASETS, check_levels, load_images, read_image_folder
 from realnvp.data.toy import TOY_DENSITIES, make_toy
 from realnvp.data.vectors import read_vectors
 from realnvp.errors import UserError
@@ -32,6 +35,8 @@ class Splits:
 def load_splits(cfg: DataConfig) -> Splits:
     """Toy sets draw train and test independently (seeds ``seed`` and ``seed + 1``, as in the moons
     protocol); files are split by a seeded permutation. Validation comes out of the training split.
+    With ``test_path`` that file (or image folder) is the test split: a vector file then trains on
+    every row, an image set on its usual training split.
 
     Example:
         >>> splits = load_splits(DataConfig(name="moons", n_train=1000, n_test=500))
@@ -44,6 +49,8 @@ def load_splits(cfg: DataConfig) -> Splits:
     if cfg.name in IMAGE_DATASETS:
         images = load_images(cfg)
         train, test, n_levels = images.train, images.test, images.n_levels
+        if cfg.test_path:
+            test = read_held_out(cfg.test_path, tuple(train.shape[1:]), n_levels, cfg.image_size)
     elif cfg.name in TOY_DENSITIES:
         train = make_toy(cfg.name, cfg.n_train, cfg.seed, cfg.noise)
         test = make_toy(cfg.name, cfg.n_test, cfg.seed + 1, cfg.noise)
@@ -51,14 +58,64 @@ def load_splits(cfg: DataConfig) -> Splits:
         if not cfg.path:
             raise UserError("data.name is 'file' but no data.path was given (use --data FILE)")
         table = read_vectors(cfg.path)
-        if len(table) < 10:
-            raise UserError(f"{cfg.path}: {len(table)} examples are too few to split (need at least 10)")
-        order = np.random.RandomState(cfg.seed).permutation(len(table))
-        n_test = max(1, int(round(cfg.test_fraction * len(table))))
-        test, train = table[order[:n_test]], table[order[n_test:]]
+        if cfg.test_path:
+            train, test = table, read_held_out(cfg.test_path, tuple(table.shape[1:]))
+        else:
+            if len(table) < 10:
+                raise UserError(f"{cfg.path}: {len(table)} examples are too few to split (need at least 10)")
+            order = np.random.RandomState(cfg.seed).permutation(len(table))
+            n_test = max(1, int(round(cfg.test_fraction * len(table))))
+            test, train = table[order[:n_test]], table[order[n_test:]]
     else:
         raise UserError(f"unknown dataset {cfg.name!r}; known: {', '.join(TOY_DENSITIES)}, file, "
                         f"{', '.join(IMAGE_DATASETS)}")
     n_val = int(round(cfg.val_fraction * len(train)))
     order = np.random.RandomState(cfg.seed + 2).permutation(len(train))
     return Splits(train=train[order[n_val:]], val=train[order[:n_val]], test=test, n_levels=n_levels)
+
+
+def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, image_size: int = 0) -> np.ndarray:
+    """A held-out file checked against the training data's example ``shape``: vectors (``n_levels``
+    0) from .npy/.npz/.csv; images from a folder, an .npy ``[N, (C,) H, W]`` or an .npz (``x_test``,
+    ``x`` or its one array) of integer pixels ``0 .. n_levels - 1``. Anything else: one-line ``UserError``.
+
+    Example:
+        >>> np.save(tmp / "test.npy", np.zeros((5, 3), np.float32))
+        >>> read_held_out(tmp / "test.npy", (3,)).shape
+        (5, 3)
+        >>> read_held_out(tmp / "test.npy", (4,))
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: .../test.npy: the run was trained on 4 columns, the file has 3
+    """
+    path = Path(path)
+    if not n_levels:
+        return read_vectors(path, expected_dim=shape[0])
+    if path.is_dir():
+        images = read_image_folder(path, image_size)
+    elif not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    elif path.suffix.lower() in (".npy", ".npz"):
+        images = _load_pixels(path)
+        images = images[:, None] if images.ndim == 3 else images
+    else:
+        raise UserError(f"{path}: held-out images must be a folder of images, an .npy or an .npz")
+    if tuple(images.shape[1:]) != tuple(shape):
+        raise UserError(f"{path}: the run takes images of shape {tuple(shape)} [C, H, W], "
+                        f"got {tuple(images.shape[1:])}")
+    return check_levels(images, n_levels, str(path))
+
+
+def _load_pixels(path: Path) -> np.ndarray:
+    """The pixel array of an .npy, or of an .npz's ``x_test``, ``x`` or only array."""
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.keys())
+            name = next((k for k in ("x_test", "x") if k in names), names[0] if len(names) == 1 else None)
+            if name is None:
+                raise UserError(f"{path}: expected an array x_test (or x, or a single array); found {names or 'none'}")
+            return archive[name]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None

@@ -16,6 +16,7 @@ from realnvp.bijectors import dequantize
 from realnvp.config import Config, check_settings
 from realnvp.data import load_splits
 from realnvp.errors import UserError
+from realnvp.evaluation.baselines import gaussian_fit
 from realnvp.evaluation.metrics import mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
@@ -153,6 +154,8 @@ class _Data:
         loc = scale = None
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
+        elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
+            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(splits.train))
         else:
             loc, scale = train_x.mean(0).cpu(), train_x.std(0).cpu().clamp_min(1e-6)
         return cls(train_x, val_x.to(device), splits.n_levels, loc, scale)
@@ -283,7 +286,20 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
     model = CompiledOrEager(model, log) if t.compile else model
     flow.train()
     metrics_log = metrics_logger(t.tensorboard and info.is_main, run.path)
-    return _Job(cfg, run, info, data, flow, model, optimizer, batches, guard, memory_format, metrics_log, **counters)
+    job = _Job(cfg, run, info, data, flow, model, optimizer, batches, guard, memory_format, metrics_log, **counters)
+    if not latest and cfg.model.whiten and len(data.val_x):
+        _keep_baseline(job)
+    return job
+
+
+def _keep_baseline(job: _Job) -> None:
+    """An untrained whitened flow is the training rows' full-covariance Gaussian: its validation NLL is
+    the best so far and its weights are ``best.pt``, so training only replaces them by weights that
+    beat that baseline on validation."""
+    job.best_val = mean_nll(job.flow, job.data.val_x)
+    job.flow.train()
+    if job.info.is_main:
+        save_checkpoint(job.run.path / BEST, job.snapshot())
 
 
 def _evaluate_and_save(job: _Job, train_nll: float) -> None:

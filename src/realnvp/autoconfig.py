@@ -1,0 +1,123 @@
+"""Settings sized to the user's table: the ``vector`` preset (and ``realnvp train --data FILE`` without
+a preset) picks the model, batch, evaluation cadence, regularisation and patience from the number of
+rows and columns, so 100 rows and 1,000,000 rows both get a sensible run without flags. Settings the
+user gave explicitly (``--set``, ``--steps``, ...) are never changed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from realnvp.config import Config, DataConfig
+from realnvp.data.splits import read_held_out
+from realnvp.data.vectors import read_vectors
+
+# Seconds of training a default run may take (each benchmark table must finish within 3 minutes,
+# evaluation and start-up included).
+TIME_BUDGET = 120.0
+
+
+def fit_rows(data: DataConfig) -> tuple[int, int]:
+    """``(rows left for training and validation, columns)`` of a vector file configuration: every row
+    of ``data.path`` with a held-out ``data.test_path``, else what the test split leaves.
+
+    Example:
+        >>> import numpy as np
+        >>> np.save(tmp / "t.npy", np.zeros((100, 3), np.float32))
+        >>> fit_rows(DataConfig(name="file", path=str(tmp / "t.npy")))  # 20% held out for test
+        (80, 3)
+    """
+    rows, dim = read_vectors(data.path).shape
+    if data.test_path:
+        read_held_out(data.test_path, (dim,))  # a bad held-out file fails before anything is sized
+        return rows, dim
+    return rows - max(1, int(round(data.test_fraction * rows))), dim
+
+
+def vector_defaults(rows: int, dim: int) -> dict[str, Any]:
+    """The settings (``section.key`` -> value) for a table of ``rows`` training+validation rows and
+    ``dim`` columns. The flow starts at the full-covariance Gaussian of the training rows (``whiten``)
+    and can only move from it while validation improves; small tables get small networks, weight
+    decay, a larger validation share, full-data batches and an evaluation every few epochs so early
+    stopping acts before over-fitting; large tables get wider networks, more couplings and larger
+    batches, all within ``TIME_BUDGET`` seconds.
+
+    Example:
+        >>> small, large = vector_defaults(120, 13), vector_defaults(800_000, 13)
+        >>> small["model.hidden"], small["train.batch_size"], small["train.eval_every"]
+        ((32, 32), 96, 10)
+        >>> large["model.hidden"], large["train.batch_size"], large["train.eval_every"]
+        ((256, 256), 512, 500)
+    """
+    val_fraction = 0.2 if rows < 2000 else 0.1
+    n_train = rows - int(round(val_fraction * rows))
+    width = 32 if rows < 1000 else 64 if rows < 5000 else 128 if rows < 50_000 else 256
+    couplings = 4 if rows < 1000 else 6 if rows < 5000 else 8
+    couplings = max(couplings, 8) if dim == 2 and rows >= 1000 else couplings
+    batch = min(n_train, 128 if rows < 5000 else 256 if rows < 50_000 else 512)
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
+    eval_every = int(min(500, max(10, 5 * steps_per_epoch)))
+    return {
+        "data.val_fraction": val_fraction,
+        "model.whiten": True,
+        "model.batch_norm": False,
+        "model.mask": "random" if dim > 2 else "alternating",
+        "model.hidden": (width, width),
+        "model.n_couplings": couplings,
+        "train.batch_size": batch,
+        "train.lr": 1e-3,
+        "train.lr_schedule": "cosine",
+        "train.warmup_steps": min(100, eval_every),
+        "train.weight_decay": 1e-4 if rows < 5000 else 0.0,
+        "train.steps": int(min(20_000, max(2000, 200 * steps_per_epoch))),
+        "train.eval_every": eval_every,
+        "train.patience": 10 if rows < 5000 else 6,
+        "train.time_budget": TIME_BUDGET,
+    }
+
+
+def autosize(cfg: Config, explicit: set[str]) -> tuple[Config, str]:
+    """``cfg`` with ``vector_defaults`` for its data file applied, except the ``explicit`` settings,
+    and one line saying what was chosen. The batch size never exceeds the training rows.
+
+    Example:
+        >>> import numpy as np
+        >>> np.save(tmp / "t.npy", np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
+        >>> cfg = Config.from_dict({"data": {"name": "file", "path": str(tmp / "t.npy")}})
+        >>> cfg, line = autosize(cfg, explicit={"train.lr"})
+        >>> cfg.model.hidden, cfg.train.batch_size, cfg.train.lr  # lr stays the user's
+        ((32, 32), 96, 0.001)
+        >>> line
+        'defaults for 120 rows x 4 columns: ... (--set KEY=VALUE overrides any)'
+    """
+    rows, dim = fit_rows(cfg.data)
+    chosen = {key: value for key, value in vector_defaults(rows, dim).items() if key not in explicit}
+    raw = cfg.to_dict()
+    for key, value in chosen.items():
+        section, _, name = key.partition(".")
+        raw[section][name] = value
+    cfg = Config.from_dict(raw, "defaults")
+    words = ", ".join(f"{key.partition('.')[2]}={_show(value)}" for key, value in chosen.items())
+    return cfg, f"defaults for {rows} rows x {dim} columns: {words} (--set KEY=VALUE overrides any)"
+
+
+def cap_batch(cfg: Config, n_train: int) -> str | None:
+    """Lower ``train.batch_size`` to the ``n_train`` training rows when it is larger, and say so (a
+    batch larger than the data would only repeat rows); ``None`` when nothing changed.
+
+    Example:
+        >>> cfg = Config()
+        >>> cap_batch(cfg, 100), cfg.train.batch_size
+        ('train.batch_size 256 is more than the 100 training rows: using 100', 100)
+    """
+    if cfg.train.batch_size <= n_train:
+        return None
+    line = f"train.batch_size {cfg.train.batch_size} is more than the {n_train} training rows: using {n_train}"
+    cfg.train.batch_size = max(1, n_train)
+    return line
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
