@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -213,15 +214,20 @@ def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
         realnvp.errors.UserError: train.steps: expected int, got 'lots'
     """
     path = Path(preset_or_file)
-    if preset_or_file.endswith(".toml") or path.exists():
+    # A preset's name wins over a same-named folder or file in the working directory (./NAME picks the file).
+    if preset_or_file in preset_names():
+        if path.is_file():
+            warnings.warn(f"{preset_or_file!r} is both a preset and a file here; took the preset "
+                          f"(for the file, write ./{preset_or_file})", stacklevel=2)
+        text = (resources.files("realnvp.presets") / f"{preset_or_file}.toml").read_text()
+        origin = f"preset {preset_or_file}"
+    elif preset_or_file.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise UserError(f"config file not found: {preset_or_file}")
         text, origin = _read_text(path), str(path)
     else:
-        preset = resources.files("realnvp.presets") / f"{preset_or_file}.toml"
-        if not preset.is_file():
-            raise UserError(f"unknown preset {preset_or_file!r}; presets: {', '.join(preset_names())}")
-        text, origin = preset.read_text(), f"preset {preset_or_file}"
+        folder = f" ({preset_or_file} here is a folder, not a .toml file)" if path.is_dir() else ""
+        raise UserError(f"unknown preset {preset_or_file!r}{folder}; presets: {', '.join(preset_names())}")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

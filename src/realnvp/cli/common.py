@@ -1,4 +1,4 @@
-"""What several commands share: checking an output path before any work is done."""
+"""What several commands share: checking an output path before any work is done, printing a metric."""
 
 from __future__ import annotations
 
@@ -27,3 +27,13 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
         raise UserError(f"cannot write {path}: it is a directory")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write {path}: permission denied")
+
+
+def format_value(value: object) -> str:
+    """A metric as a person reads it: floats to 6 significant digits (the JSON keeps every digit).
+
+    Example:
+        >>> format_value(2.0635955788257356), format_value(1.5e-07), format_value(60), format_value("moons")
+        ('2.0636', '1.5e-07', '60', 'moons')
+    """
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -48,8 +48,10 @@ SCORE_EXAMPLES = """examples:
   realnvp score runs/digits images/ -o scores.csv       # image runs: a folder of images or an .npy [N, C, H, W]
   realnvp score runs/moons points.npy -o - --quiet      # CSV on standard output
   realnvp score runs/moons points.npy -o s.csv --json   # and a one-line JSON summary on standard output
-Columns: row (input order), log_likelihood_nats, and bits_per_dim for image runs. Higher likelihood
-means more typical of the training data, but see docs/scoring.md before using it to flag outliers."""
+Columns: row (input order), then for vector runs log_likelihood_nats (the density log p(x)), for image
+runs log_likelihood_discrete_nats (log P of the integer pixels, a bound over dequantizations) and
+bits_per_dim. Higher likelihood means more typical of the training data, but see docs/scoring.md
+before using it to flag outliers."""
 RUNS_EXAMPLES = """examples:
   realnvp runs                 # every run under runs/
   realnvp runs experiments/    # another folder (searched recursively)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from realnvp.cli.common import check_output
 from realnvp.errors import UserError
-from realnvp.evaluation.scoring import score, summary, to_csv
+from realnvp.evaluation.scoring import LOG_LIKELIHOOD, LOG_LIKELIHOOD_DISCRETE, score, summary, to_csv
 from realnvp.rundir import atomic_write_bytes
 
 
@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(stats))
     if not args.quiet:
         where = "standard output" if to_stdout else args.output
+        name, what = next((n, w) for n, w in ((LOG_LIKELIHOOD, "log-likelihood"),
+                                              (LOG_LIKELIHOOD_DISCRETE, "discrete log-likelihood")) if n in columns)
         extra = (f", bits/dim mean {stats['bits_per_dim_mean']:.4f}" if "bits_per_dim_mean" in stats else "")
-        print(f"scored {stats['n']} examples: log-likelihood mean {stats['log_likelihood_nats_mean']:.4f} nats "
-              f"(min {stats['log_likelihood_nats_min']:.4f}, max {stats['log_likelihood_nats_max']:.4f}){extra}; "
+        print(f"scored {stats['n']} examples: {what} mean {stats[name + '_mean']:.4f} nats "
+              f"(min {stats[name + '_min']:.4f}, max {stats[name + '_max']:.4f}){extra}; "
               f"wrote {where}", file=sys.stderr)

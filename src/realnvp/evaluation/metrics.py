@@ -3,8 +3,8 @@ parameter counts."""
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,40 @@ def _chunk(flow: Flow, batch_size: int | None) -> int:
 
 
 @torch.inference_mode()
+def log_prob_in_chunks(flow: Flow, x: torch.Tensor | np.ndarray, batch_size: int | None = None) -> torch.Tensor:
+    """``log p(x)`` of every example in nats, float64 ``[N]`` on the CPU, with the flow in eval mode and
+    ``batch_size`` examples at a time (default: about 2^20 numbers a chunk). The one loop behind every
+    NLL, bits/dim and score; inputs are moved to the flow's device and dtype.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,))  # untrained: N(0, I)
+        >>> log_prob_in_chunks(flow, np.zeros((3, 2)), batch_size=2)
+        tensor([-1.8379, -1.8379, -1.8379], dtype=torch.float64)
+    """
+    flow.eval()
+    x = torch.as_tensor(x)
+    step = _chunk(flow, batch_size)
+    out = [flow.log_prob(x[i : i + step]).double().cpu() for i in range(0, len(x), step)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def seeded_dequantizations(images: torch.Tensor | np.ndarray, n_levels: int, draws: int,
+                         seed: int = 1) -> Iterator[torch.Tensor]:
+    """The test-time dequantizations ``y_k = (v + u_k) / n_levels`` (float64) of integer ``images``: ``u_k``
+    is the k-th ``images``-shaped draw of ``numpy.random.RandomState(seed).rand``. ``evaluate``'s
+    bits/dim and ``score``'s per-image scores both use it, so they agree on the same images.
+
+    Example:
+        >>> [float(y[0, 0]) for y in seeded_dequantizations(np.array([[3]]), 4, draws=2, seed=1)]
+        [0.8542550033899216, 0.9300811099543651]
+    """
+    rng = np.random.RandomState(seed)
+    v = torch.as_tensor(images).double()
+    for _ in range(draws):
+        yield (v + torch.from_numpy(rng.rand(*v.shape))) / n_levels
+
+
 def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> float:
     """Mean negative log-likelihood per example in nats, in eval mode, over large batches.
 
@@ -33,12 +67,7 @@ def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> floa
         >>> round(mean_nll(flow, torch.zeros(10, 2)), 4)  # log(2 pi) at the mode of a 2-D standard normal
         1.8379
     """
-    flow.eval()
-    total = 0.0
-    batch_size = _chunk(flow, batch_size)
-    for i in range(0, len(x), batch_size):
-        total += -flow.log_prob(x[i : i + batch_size]).double().sum().item()
-    return total / max(len(x), 1)
+    return -log_prob_in_chunks(flow, x, batch_size).sum().item() / max(len(x), 1)
 
 
 @torch.inference_mode()
@@ -73,14 +102,13 @@ def bits_per_dim(nll_nats: float, n_dims: int, n_levels: int) -> float:
     return (nll_nats + n_dims * math.log(n_levels)) / (n_dims * math.log(2.0))
 
 
-@torch.inference_mode()
 def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int = 10,
                     seed: int = 1) -> tuple[float, float]:
     """``(mean NLL, K-sample bound)`` in nats per image of integer ``images`` ``[N, C, H, W]``.
 
-    The mean averages ``-log p(y)`` over ``draws`` dequantizations ``y = (v + u) / n_levels`` (noise
-    from ``numpy.random.RandomState(seed)``, one ``[N, C, H, W]`` draw after another, as in the
-    benchmark protocols). The bound is the importance-weighted ``-log mean_k p(y_k)`` per image,
+    The mean averages ``-log p(y)`` over ``draws`` dequantizations ``y = (v + u) / n_levels``
+    (``seeded_dequantizations``: noise from ``numpy.random.RandomState(seed)``, one ``[N, C, H, W]``
+    draw after another). The bound is the importance-weighted ``-log mean_k p(y_k)`` per image,
     tighter than the mean, still an upper bound on the discrete NLL (up to ``D ln n_levels``).
 
     Example:
@@ -95,15 +123,7 @@ def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int 
                         f"{tuple(images.shape[1:])}")
     if draws < 1:
         raise UserError(f"the number of dequantization draws must be at least 1, got {draws}")
-    ref = next(itertools.chain(flow.parameters(), flow.buffers()), torch.empty(0))  # device and dtype
-    rng = np.random.RandomState(seed)
-    log_p = torch.empty(draws, len(images), dtype=torch.float64)
-    flow.eval()
-    chunk = _chunk(flow, None)
-    for k in range(draws):
-        y = (images.double() + torch.from_numpy(rng.rand(*images.shape))) / n_levels
-        for i in range(0, len(y), chunk):
-            log_p[k, i : i + chunk] = flow.log_prob(y[i : i + chunk].to(ref)).double().cpu()
+    log_p = torch.stack([log_prob_in_chunks(flow, y) for y in seeded_dequantizations(images, n_levels, draws, seed)])
     iw = torch.logsumexp(log_p, dim=0) - math.log(draws)
     return -log_p.mean().item(), -iw.mean().item()
 
@@ -115,8 +135,7 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000
     d, levels = flow.event_size, splits.n_levels
     test_nll, test_iw = dequantized_nll(flow, test, levels, draws)
     train_nll, _ = dequantized_nll(flow, train, levels, 1)
-    ref = next(flow.parameters())
-    y = (test[:1000].float() + torch.rand(test[:1000].shape, generator=torch.Generator().manual_seed(0))) / levels
+    y = next(seeded_dequantizations(test[:1000], levels, 1)).to(flow.device, flow.dtype)
     return {
         "bits_per_dim": bits_per_dim(test_nll, d, levels),
         "bits_per_dim_iw": bits_per_dim(test_iw, d, levels),
@@ -126,7 +145,7 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000
         "test_nll_nats": test_nll,
         "train_nll_nats": train_nll,
         "test_nll_nats_per_dim": test_nll / d,
-        "inverse_max_abs_error": inverse_max_abs_error(flow, y.to(ref.device)),
+        "inverse_max_abs_error": inverse_max_abs_error(flow, y),
     }
 
 
@@ -168,4 +187,6 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         "train_seconds": round(float(last["elapsed_s"]), 2),
         "n_train": len(splits.train),
         "n_test": len(splits.test),
+        # Why training stopped is known only to train, which wrote it into evaluation.json (None before).
+        "stop_reason": (run.evaluation() or {}).get("stop_reason"),
     }

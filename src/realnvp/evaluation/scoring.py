@@ -4,29 +4,50 @@ for image runs, bits per dimension, written as a CSV or returned as arrays."""
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from realnvp.bijectors import dequantize
 from realnvp.data import read_vectors
-from realnvp.data.images import IMAGE_DATASETS, check_levels, n_levels_of, read_image_folder
+from realnvp.data.images import check_levels, read_image_folder
 from realnvp.errors import UserError
-from realnvp.evaluation.metrics import bits_per_dim
+from realnvp.evaluation.metrics import bits_per_dim, log_prob_in_chunks, seeded_dequantizations
 from realnvp.flow import Flow
-from realnvp.rundir import RunDir, load
+from realnvp.rundir import RunDir
 
 LOG_LIKELIHOOD = "log_likelihood_nats"
+LOG_LIKELIHOOD_DISCRETE = "log_likelihood_discrete_nats"
 BITS_PER_DIM = "bits_per_dim"
 
 
-@torch.inference_mode()
-def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-    """``log p(x)`` of every example in nats (float64 ``[N]``), the flow in eval mode, in batches.
+class Scores(dict):
+    """Score columns by name. An image run's discrete log-likelihood was once called
+    ``log_likelihood_nats``, which now means only a continuous density (vectors; ``evaluate``'s test
+    NLL); the old key still reads the renamed column, with a ``DeprecationWarning``.
+
+    Example:
+        >>> import warnings
+        >>> scores = Scores({LOG_LIKELIHOOD_DISCRETE: np.array([-9.5])})
+        >>> with warnings.catch_warnings(record=True):
+        ...     scores["log_likelihood_nats"].tolist()
+        [-9.5]
+    """
+
+    def __missing__(self, key: str) -> np.ndarray:
+        if key == LOG_LIKELIHOOD and LOG_LIKELIHOOD_DISCRETE in self:
+            warnings.warn(f"image scores' {LOG_LIKELIHOOD!r} is now {LOG_LIKELIHOOD_DISCRETE!r} (a discrete "
+                          f"log-likelihood, not a density)", DeprecationWarning, stacklevel=2)
+            return self[LOG_LIKELIHOOD_DISCRETE]
+        raise KeyError(key)
+
+
+def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None = None) -> np.ndarray:
+    """``log p(x)`` of every example in nats (float64 ``[N]``), the flow in eval mode, in batches: the
+    continuous density at ``x`` (``log_prob_in_chunks``).
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -37,11 +58,7 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int = 4096
     x = torch.as_tensor(x)
     if tuple(x.shape[1:]) != flow.event_shape:
         raise UserError(f"the run scores examples of shape {flow.event_shape}, got {tuple(x.shape[1:])}")
-    flow.eval()
-    ref = next(itertools.chain(flow.parameters(), flow.buffers()), torch.zeros(()))
-    out = [flow.log_prob(x[i : i + batch_size].to(ref.device, ref.dtype)).double().cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    return log_prob_in_chunks(flow, x, batch_size).numpy()
 
 
 def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
@@ -75,47 +92,53 @@ def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
     return check_levels(images, n_levels, str(path))
 
 
-def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10, seed: int = 1
-                 ) -> dict[str, np.ndarray]:
-    """Discrete images ``v`` (integers ``0 .. n_levels - 1``): ``log P(v) ~ E_u log p((v + u) / L) - D
-    ln L`` per image, averaged over ``draws`` dequantizations (seeded), and its bits/dim, the same
-    quantity ``evaluate`` averages over the test set.
+def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10, seed: int = 1) -> Scores:
+    """Discrete images ``v`` (integers ``0 .. n_levels - 1``): ``log P(v) >= E_u log p((v + u) / L) - D
+    ln L`` per image (``log_likelihood_discrete_nats``), averaged over ``draws`` dequantizations, and its
+    bits/dim. The noise is ``evaluate``'s (``seeded_dequantizations``), so on the test images the mean
+    bits/dim is ``evaluate``'s ``bits_per_dim``.
 
     Example:
         >>> from realnvp.bijectors import Chain, Standardize
         >>> flow = Flow(Chain([Standardize(torch.zeros(1, 2, 2), torch.ones(1, 2, 2))]), (1, 2, 2))
         >>> out = score_images(flow, np.zeros((3, 1, 2, 2), np.uint8), n_levels=2)  # 1-bit 2x2 images
-        >>> out["bits_per_dim"].shape, bool(np.allclose(out["bits_per_dim"], -out["log_likelihood_nats"]
+        >>> out["bits_per_dim"].shape, bool(np.allclose(out["bits_per_dim"], -out["log_likelihood_discrete_nats"]
         ...                                             / (4 * math.log(2))))
         ((3,), True)
     """
-    generator = torch.Generator().manual_seed(seed)
-    v = torch.from_numpy(np.ascontiguousarray(images))
-    log_p = np.mean([score_array(flow, dequantize(v, n_levels, generator)) for _ in range(draws)], axis=0)
-    return {LOG_LIKELIHOOD: log_p - flow.event_size * math.log(n_levels),
-            BITS_PER_DIM: bits_per_dim(-log_p, flow.event_size, n_levels)}
+    v = np.ascontiguousarray(images)
+    draws_log_p = [log_prob_in_chunks(flow, y) for y in seeded_dequantizations(v, n_levels, draws, seed)]
+    log_p = torch.stack(draws_log_p).mean(0).numpy()
+    return Scores({LOG_LIKELIHOOD_DISCRETE: log_p - flow.event_size * math.log(n_levels),
+                   BITS_PER_DIM: bits_per_dim(-log_p, flow.event_size, n_levels)})
 
 
-def _run_levels(run: str | os.PathLike) -> int:
-    """Pixel levels of a run's data (0 for vector runs), as its config names them."""
-    name = RunDir(run).config().data.name
-    return n_levels_of(name) if name in IMAGE_DATASETS else 0
+def _flow_levels_draws(run: str | os.PathLike | Flow, n_levels: int | None, draws: int | None
+                       ) -> tuple[Flow, int, int]:
+    """The flow, its pixel levels (0 for vectors) and test draws: from the run's checkpoint and config
+    (the draws ``evaluate`` uses), or for a bare ``Flow`` from the arguments (10 draws by default)."""
+    if isinstance(run, Flow):
+        return run, n_levels or 0, draws or 10
+    flow, cfg, state = RunDir(run).load_flow()
+    if n_levels is None:
+        n_levels = int(state.get("n_levels") or 0) if len(flow.event_shape) == 3 else 0
+    return flow, n_levels, draws or cfg.data.test_draws
 
 
 def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n_levels: int | None = None,
-          draws: int = 10) -> dict[str, np.ndarray]:
+          draws: int | None = None) -> Scores:
     """Per-example scores of ``data`` (a file, an image folder or an array) under a run (a run
-    directory, or a loaded ``Flow`` with ``n_levels`` for image flows): ``log_likelihood_nats``, plus
-    ``bits_per_dim`` for image runs (averaged over ``draws`` dequantizations).
+    directory, or a loaded ``Flow`` with ``n_levels`` for image flows). Vector runs:
+    ``log_likelihood_nats``, the log-density ``log p(x)``. Image runs: ``log_likelihood_discrete_nats``
+    (the discrete images' log-likelihood bound) and ``bits_per_dim``, averaged over ``draws``
+    dequantizations (default: the run's ``data.test_draws``, as ``evaluate``).
 
     Example:
         >>> scores = score(run_dir, np.array([[0.5, 0.25], [9.0, 9.0]], dtype=np.float32))
         >>> bool(scores["log_likelihood_nats"][0] > scores["log_likelihood_nats"][1])  # far point: unlikely
         True
     """
-    flow = run if isinstance(run, Flow) else load(run)
-    if n_levels is None:
-        n_levels = 0 if isinstance(run, Flow) else _run_levels(run) if len(flow.event_shape) == 3 else 0
+    flow, n_levels, draws = _flow_levels_draws(run, n_levels, draws)
     if len(flow.event_shape) == 3 and not n_levels:
         raise UserError("scoring images needs their number of pixel levels: pass n_levels (256 for 8-bit)")
     if isinstance(data, np.ndarray):
@@ -133,7 +156,7 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise UserError(f"{int((~np.isfinite(x)).sum())} non-finite values (NaN/Inf) in the data to score")
-    return {LOG_LIKELIHOOD: score_array(flow, x)}
+    return Scores({LOG_LIKELIHOOD: score_array(flow, x)})
 
 
 def to_csv(columns: dict[str, np.ndarray]) -> str:
