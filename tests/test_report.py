@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from headless import looks_drawn, need_chromium, render, screenshot
 from PIL import Image
-from tiny import train_tiny
 
 from realnvp.cli import main
 from realnvp.evaluation.metrics import bits_per_dim
@@ -29,10 +28,10 @@ def browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny run with an extra picture (as the image model's per-scale pictures), and its report
-    written by the CLI to the default place."""
-    run = train_tiny(tmp_path_factory.mktemp("report") / "moons")
+def report(tmp_path_factory, tiny_moons) -> tuple[Path, Path]:
+    """A copy of the tiny run with an extra picture (as the image model's per-scale pictures), and its
+    report written by the CLI to the default place."""
+    run = shutil.copytree(tiny_moons, tmp_path_factory.mktemp("report") / "moons")
     Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 256).astype(np.uint8)).save(run / "scale_1.png")
     assert main(["report", str(run), "--quiet"]) == 0
     return run, run / "report.html"
@@ -169,3 +168,21 @@ def test_report_bad_input_is_one_line(report, tmp_path, capsys, args, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("realnvp: error:") and message in err and err.count("\n") == 1
+
+
+def test_report_of_a_table_leads_with_the_corner_plot(tmp_path):
+    """A 3-column CSV run: the corner plot (data vs samples) is the headline figure, the settings are a
+    file run's (data.path, no toy sizes, no image settings) and the Gaussian baseline is beside the NLL."""
+    rng = np.random.RandomState(0)
+    path = tmp_path / "table.csv"
+    np.savetxt(path, np.c_[rng.randn(400), rng.randn(400) ** 2, rng.rand(400)], delimiter=",",
+               header="a,b,c", comments="")
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--steps", "20", "--quiet",
+                 "--set", "model.hidden=8,8", "--set", "train.eval_every=10", "--set", "train.time_budget=0"]) == 0
+    assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert text.index('alt="every pair of coordinates') < text.index("<h2>Training curves")
+    assert "flow vs full-covariance Gaussian" in text
+    assert "<td>data.path</td>" in text
+    assert "<td>data.n_train</td>" not in text and "<td>model.n_scales</td>" not in text
+    assert 'alt="training data (left) beside samples (right), coordinates 1 and 2 of 3"' in text

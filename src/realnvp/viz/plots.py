@@ -69,8 +69,8 @@ def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
     names = axis_names(data.shape[1], names)
     xlim, ylim = plot_limits(data)
     aspect = (xlim[1] - xlim[0]) / max(ylim[1] - ylim[0], 1e-9)  # the height follows the data's shape
-    fig, axes = plt.subplots(1, 2, figsize=(9, float(np.clip(4.0 / aspect, 2.2, 4.6)) + 1.4), sharex=True,
-                             sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, float(np.clip(4.0 / aspect, 2.2, 4.6)) + 1.3), sharex=True,
+                             sharey=True, layout="constrained")
     for ax, pts, color, name in ((axes[0], data, "tab:blue", "data"), (axes[1], samples, "tab:red", "samples")):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
         ax.set_title(f"{name} (n={len(pts)})")
@@ -84,7 +84,6 @@ def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
     heading = ": ".join(part for part in (title, shown) if part)
     if heading:
         fig.suptitle(heading)
-    fig.tight_layout()
     return fig
 
 
