@@ -3,17 +3,17 @@ writes atomically, loads checkpoints without executing code and picks the best o
 
 from __future__ import annotations
 
-import _compat_pickle
+import contextlib
+import functools
+import inspect
 import io
 import json
 import os
-import pickle
-import pickletools
-import re
+import shutil
 import tempfile
-import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -21,6 +21,8 @@ from realnvp.config import Config, check_settings
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models import build_model
+from realnvp.runlock import RunLock
+from realnvp.safeload import check_entries, load_checkpoint
 
 CONFIG = "config.json"  # the resolved settings the run was trained with
 CHECKPOINT = "checkpoint.pt"  # the latest state, for --resume
@@ -31,6 +33,8 @@ EVALUATION = "evaluation.json"  # the final metrics of the best weights
 REPORT = "report.html"
 TENSORBOARD = "tensorboard"  # optional TensorBoard event files
 RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)  # any of them means the folder holds a run
+T = TypeVar("T")
+CHECKPOINTS = (CHECKPOINT, PREVIOUS, BEST)  # any of them means training got somewhere: never started over
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -91,108 +95,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True`` (tensors and plain containers only: a crafted file cannot run
-    code); a missing, truncated or tampered file is a ``UserError``.
-
-    Example:
-        >>> load_checkpoint(run_dir / "best.pt")["step"]
-        60
-        >>> (tmp / "torn.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])  # a cut-off copy
-        100
-        >>> load_checkpoint(tmp / "torn.pt")
-        Traceback (most recent call last):
-        ...
-        realnvp.errors.UserError: corrupt or truncated checkpoint .../torn.pt: File is not a zip file
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        # torch.load does not check the zip's CRC-32s: a flipped byte would load as a wrong weight.
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-        if damaged is not None:
-            raise UserError(f"corrupt checkpoint {path}: {damaged} fails its CRC-32 check (the file was altered)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except UserError:
-        raise
-    except pickle.UnpicklingError as exc:
-        called = code_named_in(path)
-        if called:  # the file names a Python callable: refuse it, run nothing
-            raise UserError(f"refusing to load {path}: it asks to run code ({called}); "
-                            f"only tensors are loaded") from None
-        reason = re.search(r"WeightsUnpickler error: \s*([^\n]+)", str(exc))
-        raise UserError(f"corrupt or unsafe checkpoint {path}: "
-                        f"{reason.group(1)[:200] if reason else 'not a plain tensor file'}") from None
-    except Exception as exc:  # any other failure to parse an untrusted file means it is damaged
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"corrupt or truncated checkpoint {path}: {first[:200]}") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
-    if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
-        wrong = "config" if not isinstance(state["config"], dict) else "model"
-        raise UserError(f"{path} is not a realnvp checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
-                        f"not a table)")
-    return state
-
-
-def _check_entries(state: dict[str, Any], path: Path) -> None:
-    """What the readers of a trained run use besides the weights: the example shape and the counters."""
-    shape = state.get("event_shape")
-    if not (isinstance(shape, (list, tuple)) and 0 < len(shape) <= 3
-            and all(isinstance(d, int) and 0 < d <= 2**16 for d in shape)):
-        raise UserError(f"{path} is not a complete realnvp checkpoint (event_shape is {str(shape)[:40]}, "
-                        f"expected a list of 1 to 3 sizes)")
-    for key in ("step", "elapsed_s", "best_val_nll"):
-        if not isinstance(state.get(key), (int, float)):
-            raise UserError(f"{path} is not a complete realnvp checkpoint (no number {key})")
-
-
-def _allowed_globals() -> set[str]:
-    """The callables torch's ``weights_only`` loader accepts (tensor rebuilders, containers)."""
-    try:
-        from torch._weights_only_unpickler import _get_allowed_globals  # noqa: PLC0415 (a private API)
-    except ImportError:  # pragma: no cover (another torch): every named callable is reported
-        return set()
-    return set(_get_allowed_globals())
-
-
-def code_named_in(path: Path) -> str | None:
-    """The first Python callable (``os.system``, ``builtins.eval``...) the pickle of a torch checkpoint
-    names beyond what ``weights_only`` loading accepts, or None. The opcodes are only listed
-    (``pickletools``), never executed, so the name is found whichever way the file is crafted.
-
-    Example:
-        >>> code_named_in(run_dir / "best.pt") is None  # tensors and plain containers only
-        True
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
-            payload = archive.read(names[0]) if names else b""
-    except (OSError, zipfile.BadZipFile):
-        return None
-    allowed, strings = _allowed_globals(), []
-    try:
-        for opcode, arg, _ in pickletools.genops(payload):
-            if opcode.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
-                module, name = str(arg).split(" ", 1) if opcode.name != "STACK_GLOBAL" else (["", ""] + strings)[-2:]
-                # Protocol 2 writes Python 2 names (__builtin__.eval): say the Python 3 one (builtins.eval).
-                py3 = (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
-                called = ".".join(_compat_pickle.NAME_MAPPING.get((module, name), py3))
-            elif opcode.name.startswith("EXT"):
-                called = f"extension code {arg}"
-            else:
-                strings += [arg] if isinstance(arg, str) else []
-                continue
-            if called not in allowed and not re.fullmatch(r"torch\.\w*Storage", called):
-                return called
-    except Exception:  # noqa: BLE001 (a torn or garbled stream: what was listed so far was checked)
-        pass
-    return None
-
-
 def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
     """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``.
 
@@ -207,7 +109,7 @@ def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
         ...
         realnvp.errors.UserError: .../best.pt does not match its own config: size mismatch for ...
     """
-    _check_entries(state, path)
+    check_entries(state, path)
     cfg = Config.from_dict(state["config"], origin=str(path))
     try:
         check_settings(cfg)
@@ -299,6 +201,69 @@ class RunDir:
         """Whether any file of a run is here (so a fresh run would overwrite it)."""
         return any((self.path / name).exists() for name in RUN_FILES)
 
+    def has_checkpoint(self) -> bool:
+        """Whether training here reached a first checkpoint (a fresh start would then lose work)."""
+        return any((self.path / name).exists() for name in CHECKPOINTS)
+
+    def lock(self, log: Callable[..., Any] = print) -> RunLock:
+        """Create the directory if needed and take its training lock (``runlock.RunLock``) until the
+        ``training`` scope around this call ends; a directory in use is a ``UserError`` naming its user."""
+        existed = self.path.is_dir()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.path}: {exc.strerror}") from None
+        try:
+            lock = RunLock(self.path, log).acquire()
+        except UserError:
+            if not existed:
+                self.path.rmdir()  # made a moment ago, still empty
+            raise
+        lock.created_dir = not existed
+        return lock
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[RunDir]:
+        """The life of one training here: a lock taken inside (``lock``) is released at the end, however
+        it ends; if it fails before its first checkpoint, what its start wrote is removed, so the retry
+        is a fresh start (and a folder it created goes too).
+
+        Example:
+            >>> run = RunDir(tmp / "failed")
+            >>> with run.training():
+            ...     _ = run.lock()
+            ...     run.write_config(Config())
+            ...     raise UserError("the first step diverged")
+            Traceback (most recent call last):
+            ...
+            realnvp.errors.UserError: the first step diverged
+            >>> (tmp / "failed").exists()
+            False
+        """
+        failed = False
+        try:
+            yield self
+        except Exception:
+            failed = True
+            raise
+        finally:
+            lock = RunLock.held_on(self.path) if self.path.is_dir() else None
+            if lock is not None:
+                self._end_training(lock, discard=failed and not self.has_checkpoint())
+
+    def _end_training(self, lock: RunLock, discard: bool) -> None:
+        if discard:
+            for name in (CONFIG, METRICS):
+                (self.path / name).unlink(missing_ok=True)
+            for tmp in self.path.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            if TENSORBOARD not in lock.found:
+                shutil.rmtree(self.path / TENSORBOARD, ignore_errors=True)
+        lock.release()
+        if discard and lock.created_dir and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
     def require(self) -> RunDir:
         """This run directory, or a ``UserError`` when it does not exist."""
         if not self.path.is_dir():
@@ -364,3 +329,28 @@ class RunDir:
         state, path = self.load_state(which)
         flow, cfg = flow_from_state(state, path)
         return flow.eval(), cfg, state
+
+
+def training_scope(train_fn: Callable[..., T]) -> Callable[..., T]:
+    """Run ``train_fn(cfg, run_dir, ...)`` inside ``RunDir(run_dir).training()``: whatever lock the
+    training takes is released, and a start that failed is cleaned up, however the call ends.
+
+    Example:
+        >>> @training_scope
+        ... def fails(cfg, run_dir):
+        ...     _ = RunDir(run_dir).lock()
+        ...     raise UserError("bad data")
+        >>> fails(Config(), tmp / "run")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: bad data
+        >>> (tmp / "run").exists(), RunLock.held_on(tmp) is None
+        (False, True)
+    """
+    @functools.wraps(train_fn)
+    def scoped(*args: Any, **kwargs: Any) -> T:
+        run_dir = inspect.signature(train_fn).bind(*args, **kwargs).arguments["run_dir"]
+        with RunDir(run_dir).training():
+            return train_fn(*args, **kwargs)
+
+    return scoped

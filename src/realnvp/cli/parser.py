@@ -119,7 +119,10 @@ def _looking(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
 
-    p = _add(sub, "animate", "base samples bent through each layer in turn", ANIMATE_EXAMPLES)
+    p = _add(sub, "animate", "base samples bent through each layer in turn", ANIMATE_EXAMPLES,
+             description="Write an animation of samples from the base N(0, I) bent into data one layer at a\n"
+             "time (the inverse pass): for vector runs N points in the first two columns, one stage per\n"
+             "coupling; for image runs up to 64 samples turning into images, one frame per layer.")
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", required=True, help=".gif (or .mp4 with ffmpeg)")
     p.add_argument("-n", type=int, default=1500, help="number of points (default 1500)")

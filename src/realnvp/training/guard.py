@@ -132,9 +132,11 @@ class NonFiniteGuard:
         why = diagnose(self.flow, batch, self._good.get("model"))
         self.bad_steps += 1
         if self.bad_steps > self.max_bad_steps:
-            raise UserError(f"training diverged: {self.bad_steps} non-finite steps since the last good "
-                            f"checkpoint (step {self.good_step}), the last at step {step + 1}: {why}; that "
-                            f"checkpoint is kept (try a lower train.lr or a train.grad_clip)")
+            since = (f"the last good checkpoint (step {self.good_step})" if self.good_step else
+                     "the start (no checkpoint was written)")  # checkpoints come after a step, never at 0
+            kept = "; that checkpoint is kept" if self.good_step else ""
+            raise UserError(f"training diverged: {self.bad_steps} non-finite steps since {since}, the last at step "
+                            f"{step + 1}: {why}{kept} (try a lower train.lr or a train.grad_clip)")
         self.flow.load_state_dict(self._good["model"])
         # load_state_dict keeps the tensors it is given: hand it a copy so the snapshot stays intact.
         self.optimizer.load_state_dict(copy.deepcopy(self._good["optimizer"]))

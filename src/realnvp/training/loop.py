@@ -20,11 +20,12 @@ from realnvp.evaluation.baselines import gaussian_fit
 from realnvp.evaluation.metrics import mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
-from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint
+from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
 from realnvp.training.distributed import DistInfo, local_slice, mean_over_ranks
 from realnvp.training.distributed import setup as setup_distributed
 from realnvp.training.guard import NonFiniteGuard
 from realnvp.training.logs import MetricsLogger, metrics_logger
+from realnvp.training.preflight import check_fits
 from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
 from realnvp.training.step import CompiledOrEager, fetch_batch, lr_factor, make_optimizer, train_step
 
@@ -69,6 +70,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
           log: Any = print) -> TrainResult:
     """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``:
@@ -237,10 +239,13 @@ def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ..
     run_dir = run.path
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} exists and is not a directory")
-    if not resume and run.holds_run():
-        raise UserError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
     if resume and not run.holds_run():
         raise UserError(f"nothing to resume: {run_dir} holds no run (train without --resume to start one)")
+    check_fits(cfg, event_shape, run_dir)  # the model fits the data's shape, the memory and the disk
+    if info.is_main:  # one training per directory, until train() ends (rundir.training_scope)
+        run.lock(log)
+    if not resume and run.has_checkpoint():  # a start that failed before its first checkpoint may be retried
+        raise UserError(f"{run_dir} already holds a run; use --resume to continue it or pick another --out")
     latest = load_latest(run_dir, log) if resume else None  # read and checked before anything is written
     if latest:
         check_compatible(latest[0], cfg, event_shape, latest[1])

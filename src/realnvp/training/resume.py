@@ -94,23 +94,28 @@ def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any],
 
 
 def check_compatible(state: dict[str, Any], cfg: Config, event_shape: tuple[int, ...], path: Path) -> None:
-    """A run resumes only with the same model settings and example shape; train settings (steps,
-    learning rate, budget...) may change.
+    """A run resumes only with the same data and model settings and example shape; train settings
+    (steps, learning rate, budget...) may change. The message names up to three differences.
 
     Example:
         >>> state, path = load_latest(run_dir, print)
         >>> cfg = Config.from_dict(state["config"])
         >>> cfg.model.n_couplings += 1
+        >>> cfg.data.name = "circles"
         >>> check_compatible(state, cfg, (2,), path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        realnvp.errors.UserError: cannot resume from ...: model.n_couplings is 2 in the run, 3 now ...
+        realnvp.errors.UserError: cannot resume from ...: data.name is 'moons' in the run, 'circles' now; \
+model.n_couplings is 2 in the run, 3 now (only train.* settings may change)
     """
-    saved = Config.from_dict(state["config"], origin=str(path)).model
-    diffs = [f"model.{f.name} is {getattr(saved, f.name)!r} in the run, {getattr(cfg.model, f.name)!r} now"
-             for f in dataclasses.fields(saved) if getattr(saved, f.name) != getattr(cfg.model, f.name)]
+    saved = Config.from_dict(state["config"], origin=str(path))
+    diffs = [f"{section}.{f.name} is {getattr(old, f.name)!r} in the run, {getattr(new, f.name)!r} now"
+             for section in ("data", "model")
+             for old, new in [(getattr(saved, section), getattr(cfg, section))]
+             for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)]
     if diffs:
-        raise UserError(f"cannot resume from {path}: {'; '.join(diffs[:3])} (only train.* settings may change)")
+        more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+        raise UserError(f"cannot resume from {path}: {'; '.join(diffs[:3])}{more} (only train.* settings may change)")
     if tuple(state["event_shape"]) != event_shape:
         raise UserError(f"cannot resume from {path}: the run has examples of shape {tuple(state['event_shape'])}, "
                         f"the data has {event_shape}")

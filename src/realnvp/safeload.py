@@ -1,0 +1,125 @@
+"""Loading a checkpoint that may be damaged or crafted: ``weights_only`` unpickling (tensors and plain
+containers, no code), the zip's CRC-32s, the Python callables a crafted file names (listed with
+``pickletools``, never run) and the entries a realnvp checkpoint must hold; each failure is one line."""
+
+from __future__ import annotations
+
+import _compat_pickle
+import pickle
+import pickletools
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realnvp.errors import UserError
+
+try:  # the callables torch's weights_only loader accepts (tensor rebuilders, containers): a private API
+    from torch._weights_only_unpickler import _get_allowed_globals
+except ImportError:  # pragma: no cover (another torch): then every callable a file names is reported
+    _get_allowed_globals = dict
+
+
+def code_named_in(path: Path) -> str | None:
+    """The first Python callable (``os.system``, ``builtins.eval``...) the pickle of a torch checkpoint
+    names beyond what ``weights_only`` loading accepts, or None. The opcodes are only listed
+    (``pickletools``), never executed, so the name is found whichever way the file is crafted.
+
+    Example:
+        >>> code_named_in(run_dir / "best.pt") is None  # tensors and plain containers only
+        True
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            payload = archive.read(names[0]) if names else b""
+    except (OSError, zipfile.BadZipFile):
+        return None
+    allowed, strings = set(_get_allowed_globals()), []
+    try:
+        for opcode, arg, _ in pickletools.genops(payload):
+            if opcode.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                module, name = str(arg).split(" ", 1) if opcode.name != "STACK_GLOBAL" else (["", ""] + strings)[-2:]
+                # Protocol 2 writes Python 2 names (__builtin__.eval): say the Python 3 one (builtins.eval).
+                py3 = (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
+                called = ".".join(_compat_pickle.NAME_MAPPING.get((module, name), py3))
+            elif opcode.name.startswith("EXT"):
+                called = f"extension code {arg}"
+            else:
+                strings += [arg] if isinstance(arg, str) else []
+                continue
+            if called not in allowed and not re.fullmatch(r"torch\.\w*Storage", called):
+                return called
+    except Exception:  # noqa: BLE001 (a torn or garbled stream: what was listed so far was checked)
+        pass
+    return None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with ``weights_only=True`` (tensors and plain containers only: a crafted file cannot run
+    code); a missing, truncated or tampered file is a ``UserError``.
+
+    Example:
+        >>> load_checkpoint(run_dir / "best.pt")["step"]
+        60
+        >>> (tmp / "torn.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])  # a cut-off copy
+        100
+        >>> load_checkpoint(tmp / "torn.pt")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: corrupt or truncated checkpoint .../torn.pt: File is not a zip file
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        # torch.load does not check the zip's CRC-32s: a flipped byte would load as a wrong weight.
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise UserError(f"corrupt checkpoint {path}: {damaged} fails its CRC-32 check (the file was altered)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except UserError:
+        raise
+    except pickle.UnpicklingError as exc:
+        called = code_named_in(path)
+        if called:  # the file names a Python callable: refuse it, run nothing
+            raise UserError(f"refusing to load {path}: it asks to run code ({called}); "
+                            f"only tensors are loaded") from None
+        reason = re.search(r"WeightsUnpickler error: \s*([^\n]+)", str(exc))
+        raise UserError(f"corrupt or unsafe checkpoint {path}: "
+                        f"{reason.group(1)[:200] if reason else 'not a plain tensor file'}") from None
+    except Exception as exc:  # any other failure to parse an untrusted file means it is damaged
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"corrupt or truncated checkpoint {path}: {first[:200]}") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
+    if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
+        wrong = "config" if not isinstance(state["config"], dict) else "model"
+        raise UserError(f"{path} is not a realnvp checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
+                        f"not a table)")
+    return state
+
+
+def check_entries(state: dict[str, Any], path: Path) -> None:
+    """The entries the readers of a trained run use besides the weights (the example shape and the
+    counters), present and of the right kind; else a ``UserError``.
+
+    Example:
+        >>> state = load_checkpoint(run_dir / "best.pt")
+        >>> check_entries(state, run_dir / "best.pt")
+        >>> check_entries({**state, "event_shape": None}, run_dir / "best.pt")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: .../best.pt is not a complete realnvp checkpoint (event_shape is None, ...)
+    """
+    shape = state.get("event_shape")
+    if not (isinstance(shape, (list, tuple)) and 0 < len(shape) <= 3
+            and all(isinstance(d, int) and 0 < d <= 2**16 for d in shape)):
+        raise UserError(f"{path} is not a complete realnvp checkpoint (event_shape is {str(shape)[:40]}, "
+                        f"expected a list of 1 to 3 sizes)")
+    for key in ("step", "elapsed_s", "best_val_nll"):
+        if not isinstance(state.get(key), (int, float)):
+            raise UserError(f"{path} is not a complete realnvp checkpoint (no number {key})")
