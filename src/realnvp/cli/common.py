@@ -18,13 +18,13 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
         ...
         realnvp.errors.UserError: output 'samples.jpg' must end in .png or .npy
     """
+    if path.is_dir():  # first: "-o ." or "-o runs/" names a folder, whatever its suffix
+        raise UserError(f"cannot write {path}: it is a directory")
     if path.suffix.lower() not in suffixes:
         raise UserError(f"output {path.name!r} must end in {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"cannot write {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a directory")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write {path}: permission denied")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from realnvp.cli.common import format_value
 from realnvp.data import load_splits
 from realnvp.data.splits import read_held_out
+from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_nll
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run, mean_nll
 from realnvp.rundir import RunDir
@@ -81,6 +83,10 @@ def run(args: argparse.Namespace) -> None:
         ...
     """
     metrics = evaluate_file(args.run, args.data) if args.data else evaluate_run(args.run)
+    broken = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
+    if broken:  # (JSON has no NaN or Infinity, and a non-finite NLL is no result)
+        raise UserError(f"{args.run}: {', '.join(broken)} not finite ({metrics[broken[0]]}): the flow overflows on "
+                        f"this data")
     if args.json:
         print(json.dumps(metrics))
     else:
