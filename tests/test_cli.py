@@ -1,25 +1,23 @@
-"""The command line end to end in a temporary directory: train, evaluate, sample, animate, load."""
+"""The command line end to end in a temporary directory: train, evaluate, sample, animate, resume, load.
+Learning is judged against the untrained model's own NLL (tiny.untrained_nll), not a fixed bound."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from tiny import TINY, cli_settings, counting_optimizer_steps, same_records, same_weights, train_tiny, untrained_nll
 
 import realnvp
 from realnvp.cli import main
 
-SMALL = ["--set", "model.hidden=32,32", "--set", "model.n_couplings=4", "--set", "train.eval_every=20",
-         "--set", "data.n_train=2000", "--set", "data.n_test=1000", "--quiet"]
 
-
-@pytest.fixture(scope="module")
-def moons_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "moons"
-    assert main(["train", "moons", "--out", str(run), "--steps", "60", *SMALL]) == 0
-    return run
+@pytest.fixture
+def moons_run(tiny_moons):
+    return tiny_moons  # the shared run (tests/conftest.py): 60 steps of tiny.TINY, pictures included
 
 
 def test_train_writes_run_directory(moons_run):
@@ -27,8 +25,12 @@ def test_train_writes_run_directory(moons_run):
                  "samples.png", "density.png", "animation.gif"):
         assert (moons_run / name).stat().st_size > 0, name
     lines = [json.loads(line) for line in (moons_run / "metrics.jsonl").read_text().splitlines()]
+    lines = [r for r in lines if "val_nll" in r]  # the evaluations (the running train-NLL records left out)
     assert [r["step"] for r in lines] == [20, 40, 60]
-    assert lines[-1]["train_nll"] < lines[0]["train_nll"] + 1.0
+    # It learned: validation NLL 0.1 nats below the untrained model's (~2.01 -> ~1.81 in 60 steps),
+    # and the mean training NLL of the last 20 steps below that of the first 20.
+    assert lines[-1]["val_nll"] < untrained_nll(moons_run, "val") - 0.1
+    assert lines[-1]["train_nll"] < lines[0]["train_nll"] - 0.05
 
 
 def test_evaluate_json(moons_run, capsys):
@@ -38,7 +40,8 @@ def test_evaluate_json(moons_run, capsys):
         assert key in metrics
     assert metrics["steps"] == 60
     assert metrics["inverse_max_abs_error"] < 1e-4
-    assert np.isfinite(metrics["test_nll_nats"]) and metrics["test_nll_nats"] < 3.0  # a 2-D Gaussian fit gets 1.88
+    assert np.isfinite(metrics["test_nll_nats"])
+    assert metrics["test_nll_nats"] < untrained_nll(moons_run) - 0.1  # ~1.78 against ~1.99 untrained
 
 
 def test_evaluate_matches_python_api(moons_run, capsys):
@@ -66,17 +69,33 @@ def test_animate_gif(moons_run, tmp_path):
     out = tmp_path / "a.gif"
     assert main(["animate", str(moons_run), "-o", str(out), "-n", "200"]) == 0
     with Image.open(out) as gif:
-        assert gif.n_frames > 4 * 10  # several frames per coupling layer (4 in this run)
+        assert gif.n_frames > 2 * 10  # several frames per coupling layer (2 in this run)
 
 
-def test_resume_continues_to_more_steps(moons_run, tmp_path):
-    import shutil
+def test_animate_mp4(moons_run, tmp_path, capsys):
+    out = tmp_path / "a.mp4"
+    argv = ["animate", str(moons_run), "-o", str(out), "-n", "100", "--quiet"]
+    if shutil.which("ffmpeg") is None:
+        assert main(argv) == 2
+        assert "needs ffmpeg" in capsys.readouterr().err
+        pytest.skip("ffmpeg is not on PATH: .mp4 writing is untested here (only its one-line error was checked)")
+    assert main(argv) == 0
+    assert out.read_bytes()[4:8] == b"ftyp"  # an MP4 container
 
-    run = tmp_path / "resumed"
-    shutil.copytree(moons_run, run)
-    assert main(["train", "moons", "--out", str(run), "--steps", "80", "--resume", "--no-pictures", *SMALL]) == 0
-    metrics = json.loads((run / "evaluation.json").read_text())
-    assert metrics["steps"] == 80
+
+def test_resume_continues_where_the_run_stopped(moons_run, tmp_path, capsys):
+    """--resume of the 60-step run to 80 steps takes 20 optimizer steps, from step 60, and ends exactly
+    where an uninterrupted 80-step run does (a constant learning rate: the same schedule either way)."""
+    run = shutil.copytree(moons_run, tmp_path / "resumed")
+    with counting_optimizer_steps() as steps:
+        assert main(["train", "moons", "--out", str(run), "--steps", "80", "--resume", "--no-pictures",
+                     *cli_settings(TINY)]) == 0
+    assert steps[0] == 20
+    assert f"resumed {run} at step 60 from checkpoint.pt" in capsys.readouterr().err
+    assert json.loads((run / "evaluation.json").read_text())["steps"] == 80
+    straight = train_tiny(tmp_path / "straight", steps=80)
+    same_records(run, straight)  # the first 60 steps' records kept, the next 20 the same as uninterrupted
+    same_weights(run, straight)
 
 
 def test_user_vectors_5d_end_to_end(tmp_path):

@@ -13,7 +13,6 @@ import pkgutil
 from pathlib import Path
 
 import pytest
-from tiny import train_tiny
 
 import realnvp
 
@@ -22,9 +21,9 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(realnvp.__path__, "realnv
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("doctest-runs") / "moons", steps=60)
+@pytest.fixture
+def run_dir(tiny_moons) -> Path:
+    return tiny_moons  # the shared tiny moons run (tests/conftest.py), alone in its folder as runs/moons is
 
 
 @pytest.mark.parametrize("name", MODULES)
