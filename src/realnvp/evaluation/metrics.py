@@ -49,8 +49,8 @@ def seeded_dequantizations(images: torch.Tensor | np.ndarray, n_levels: int, dra
     bits/dim and ``score``'s per-image scores both use it, so they agree on the same images.
 
     Example:
-        >>> [float(y[0, 0]) for y in seeded_dequantizations(np.array([[3]]), 4, draws=2, seed=1)]
-        [0.8542550033899216, 0.9300811099543651]
+        >>> [round(float(y[0, 0]), 6) for y in seeded_dequantizations(np.array([[3]]), 4, draws=2, seed=1)]
+        [0.854256, 0.930081]
     """
     rng = np.random.RandomState(seed)
     v = torch.as_tensor(images).double()
