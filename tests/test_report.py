@@ -92,6 +92,8 @@ def test_baseline_says_which_is_better(gaussian, word):
     line = baseline_line({"test_nll_nats": 2.0, BASELINE: gaussian})
     assert "flow vs full-covariance Gaussian: 2.0000 vs" in line and word in line
     assert baseline_line({"test_nll_nats": 2.0}) == ""  # runs evaluated before the baseline existed
+    image = baseline_line({"test_nll_nats": -90.0, BASELINE: -80.0, "dim": 64, "n_levels": 17})
+    assert f"{bits_per_dim(-90.0, 64, 17):.4f} vs {bits_per_dim(-80.0, 64, 17):.4f} bits/dim" in image
 
 
 def test_curves_mark_every_point_and_use_the_runs_unit():

@@ -71,10 +71,12 @@ def baseline_line(metrics: dict[str, Any]) -> str:
     gauss, flow = metrics.get(BASELINE), metrics.get("test_nll_nats")
     if not isinstance(gauss, (int, float)) or not isinstance(flow, (int, float)):
         return ""
+    unit, convert = nll_unit(metrics.get("dim", 0), metrics.get("n_levels", 0))  # images: bits/dim
+    gauss, flow = convert(gauss), convert(flow)
     gap = gauss - flow
-    verdict = (f"the flow is better by {gap:.4f} nats/example" if gap > 0 else
-               f"the flow is WORSE than the Gaussian by {-gap:.4f} nats/example")
-    text = f"flow vs full-covariance Gaussian: {flow:.4f} vs {gauss:.4f} nats/example: {verdict}"
+    verdict = (f"the flow is better by {gap:.4f} {unit}" if gap > 0 else
+               f"the flow is WORSE than the Gaussian by {-gap:.4f} {unit}")
+    text = f"flow vs full-covariance Gaussian: {flow:.4f} vs {gauss:.4f} {unit}: {verdict}"
     return f'<p class="headline {"better" if gap > 0 else "worse"}">{html.escape(text)}</p>'
 
 
