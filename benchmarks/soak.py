@@ -69,7 +69,7 @@ def main() -> None:
     sampler.join()
 
     records = [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
-    values = [r[k] for r in records for k in ("train_nll", "val_nll")]
+    values = [r[k] for r in records for k in ("train_nll", "val_nll") if k in r]
     finite = all(math.isfinite(v) for v in values)
     metrics = evaluate_run(run)
     samples = result.flow.sample(20000)

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 ARGS = ["--steps", "40", "--no-pictures", "--quiet", "--set", "model.hidden=32,32", "--set", "model.batch_norm=true",
-        "--set", "model.n_couplings=4", "--set", "train.eval_every=10", "--set", "train.batch_size=64",
+        "--set", "model.n_couplings=4", "--set", "train.eval_every=10", "--set", "train.log_every=5",
+        "--set", "train.batch_size=64",
         "--set", "data.n_train=2000", "--set", "data.n_test=500"]
 
 
@@ -29,10 +30,11 @@ def test_two_process_ddp_matches_single_process(tmp_path):
                          env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     a, b = _metrics(single), _metrics(ddp)
-    assert [r["step"] for r in a] == [r["step"] for r in b] == [10, 20, 30, 40]
-    for ra, rb in zip(a, b):
+    assert [r["step"] for r in a if "val_nll" in r] == [10, 20, 30, 40]
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
         assert abs(ra["train_nll"] - rb["train_nll"]) < 1e-4, (ra, rb)
-        assert abs(ra["val_nll"] - rb["val_nll"]) < 1e-4, (ra, rb)
+        assert abs(ra.get("val_nll", 0) - rb.get("val_nll", 0)) < 1e-4, (ra, rb)
     # Only rank 0 wrote: one metrics line per evaluation, and the run evaluates like any other.
     assert (ddp / "evaluation.json").exists()
 

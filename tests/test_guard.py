@@ -65,8 +65,10 @@ def _assert_finite_run(run_dir):
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert state["step"] == 60
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [20, 40, 60]  # each evaluation logged once, none from the rejected stretch
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val_nll" in r] == [20, 40, 60]  # each evaluation logged once
+    steps = [r["step"] for r in records]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) + 3  # none from the rejected stretch
     return state
 
 

@@ -94,6 +94,7 @@ class TrainConfig:
     scale_l2: float = 5e-5  # L2 on the coupling tanh scales (paper: 5e-5)
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     eval_every: int = 500  # steps between validation evaluations and checkpoints
+    log_every: int = 0  # steps between running train-NLL records in metrics.jsonl; 0: max(1, steps // 50)
     patience: int = 0  # stop after this many evaluations without validation improvement; 0 disables
     time_budget: float = 0.0  # seconds of training; 0 disables
     seed: int = 0  # model initialisation and batch order
@@ -252,7 +253,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
     "train.steps": (0, 10**9, False), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
-    "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.patience": (0, 10**6, True),
+    "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.log_every": (0, 10**9, True),
+    "train.patience": (0, 10**6, True),
     "train.time_budget": (0, 10**8, True), "train.seed": (0, SEED_MAX, True), "train.max_bad_steps": (0, 1000, False),
 }
 MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers

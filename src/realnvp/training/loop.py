@@ -5,26 +5,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from realnvp.bijectors import dequantize
 from realnvp.config import Config, check_settings
 from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_fit
-from realnvp.evaluation.metrics import mean_nll
+from realnvp.evaluation.metrics import bits_per_dim, mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
 from realnvp.training.distributed import DistInfo, local_slice, mean_over_ranks
 from realnvp.training.distributed import setup as setup_distributed
 from realnvp.training.guard import NonFiniteGuard
-from realnvp.training.logs import MetricsLogger, metrics_logger
+from realnvp.training.logs import MetricsLogger, Progress, metrics_logger
 from realnvp.training.preflight import check_fits
 from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
 from realnvp.training.step import CompiledOrEager, fetch_batch, lr_factor, make_optimizer, train_step
@@ -95,39 +94,38 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
     job = _start(cfg, run, data, device, info, latest, log)
-    bar = tqdm(total=t.steps, initial=job.step, disable=not progress or not info.is_main, unit="step",
-               dynamic_ncols=True, mininterval=1.0)
+    display = Progress(t.steps, job.step, progress and info.is_main)
+    log_every = t.log_every or max(1, t.steps // 50)
     stop_reason = f"reached {t.steps} steps"
-    running = _RunningMean(device)
     start = time.perf_counter() - job.elapsed
     out_of_time = _budget_used(job.elapsed, t.time_budget, info)
-    while job.step < t.steps:
-        if out_of_time:
-            stop_reason = f"time budget of {t.time_budget:g} s used"
-            break
-        job.set_lr()
-        batch = fetch_batch(data.train_x, t.batch_size, job.batches, data.levels, cfg.data.flip)
-        nll = train_step(job.flow, job.optimizer, job.local(batch), cfg, job.model, job.guard)
-        if nll is None:  # rolled back to the last good state
-            job.step = bar.n = job.guard.reject(batch, job.step)
-            running.reset()
-            continue
-        running.add(nll)
-        job.step += 1
-        job.elapsed = time.perf_counter() - start
-        out_of_time = _budget_used(job.elapsed, t.time_budget, info)
-        if job.step % t.eval_every == 0 or job.step == t.steps or out_of_time:
-            train_nll = running.take()
-            if not job.guard.state_is_finite():  # never checkpoint a non-finite state
-                job.step = bar.n = job.guard.reject(batch, job.step - 1)
-                continue
-            _evaluate_and_save(job, train_nll)
-            bar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{job.best_val:.3f}")
-            if t.patience > 0 and job.stale >= t.patience:
-                stop_reason = _early_stopping(job)
+    try:
+        while job.step < t.steps:
+            if out_of_time:
+                stop_reason = f"time budget of {t.time_budget:g} s used"
                 break
-        bar.update(1)
-    bar.close()
+            job.set_lr()
+            batch = fetch_batch(data.train_x, t.batch_size, job.batches, data.levels, cfg.data.flip)
+            nll = train_step(job.flow, job.optimizer, job.local(batch), cfg, job.model, job.guard)
+            if nll is None:  # non-finite: rolled back to the last good state
+                _roll_back(job, display, batch, job.step)
+                continue
+            job.count(nll, time.perf_counter() - start)
+            out_of_time = _budget_used(job.elapsed, t.time_budget, info)
+            if job.step % log_every == 0:
+                display.running(job.running_record())
+            if job.step % t.eval_every == 0 or job.step == t.steps or out_of_time:
+                if not job.guard.state_is_finite():  # never checkpoint a non-finite state
+                    _roll_back(job, display, batch, job.step - 1)
+                    continue
+                display.evaluation(_evaluate_and_save(job), job.best_shown())
+                if t.patience > 0 and job.stale >= t.patience:
+                    stop_reason = _early_stopping(job)
+                    break
+            display.advance()
+    finally:
+        display.close()  # before any message, so that none is printed on the bar's line
+        job.metrics_log.close()
     log(f"stopped at step {job.step}: {stop_reason}")
     return _finish(job, stop_reason)
 
@@ -147,6 +145,14 @@ class _Data:
     @property
     def event_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    def with_bits_per_dim(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Images: ``record`` plus its NLLs in bits/dim (``train_bpd``, ``val_bpd``), the unit people read."""
+        if self.levels:
+            dims = math.prod(self.event_shape)
+            record.update({f"{which}_bpd": bits_per_dim(record[f"{which}_nll"], dims, self.levels)
+                           for which in ("train", "val") if f"{which}_nll" in record})
+        return record
 
     @classmethod
     def load(cls, cfg: Config, device: torch.device) -> _Data:
@@ -182,6 +188,32 @@ class _Job:
     elapsed: float = 0.0
     best_val: float = math.inf
     stale: int = 0  # evaluations since the best validation NLL
+    since_eval: _RunningMean = field(default_factory=lambda: _RunningMean())
+    since_log: _RunningMean = field(default_factory=lambda: _RunningMean())
+    # Running records not yet written: they go to metrics.jsonl with the next checkpoint, so a rollback
+    # or --resume never leaves records of steps that were undone.
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, nll: torch.Tensor, elapsed: float) -> None:
+        """A step done with batch NLL ``nll``."""
+        self.since_eval.add(nll)
+        self.since_log.add(nll)
+        self.step += 1
+        self.elapsed = elapsed
+
+    def running_record(self) -> dict[str, Any]:
+        """The mean train NLL since the last running record or evaluation, queued for metrics.jsonl."""
+        record = self.data.with_bits_per_dim({"step": self.step, "train_nll": self.since_log.take(),
+                                              "lr": self.optimizer.param_groups[0]["lr"],
+                                              "elapsed_s": round(self.elapsed, 3)})
+        self.pending.append(record)
+        return record
+
+    def best_shown(self) -> float | None:
+        """The best validation NLL in the unit people read (bits/dim for images); None without validation."""
+        if not len(self.data.val_x):
+            return None
+        return self.data.with_bits_per_dim({"val_nll": self.best_val}).get("val_bpd", self.best_val)
 
     def set_lr(self) -> None:
         for group in self.optimizer.param_groups:
@@ -205,16 +237,16 @@ class _RunningMean:
     """The mean training NLL since the last ``take``, summed on the device (no host sync per step) and
     averaged over ranks."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.total, self.count = torch.zeros((), device=device), 0
+    def __init__(self) -> None:
+        self.total: torch.Tensor | float = 0.0
+        self.count = 0
 
     def add(self, nll: torch.Tensor) -> None:
-        self.total += nll
+        self.total = self.total + nll
         self.count += 1
 
     def reset(self) -> None:
-        self.total.zero_()
-        self.count = 0
+        self.total, self.count = 0.0, 0
 
     def take(self) -> float:
         value = mean_over_ranks(self.total / self.count).item()
@@ -284,7 +316,7 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
     guard.mark_good(counters.get("step", 0))
     # Convolutions on a GPU run fastest with channels-last tensors (NHWC); the maths is unchanged.
     memory_format = (torch.channels_last if device.type == "cuda" and len(data.event_shape) == 3
-                     else torch.preserve_format)
+                     else torch.contiguous_format)  # preserve_format: a RuntimeError in .contiguous()
     flow.to(memory_format=memory_format)
     # DDP hooks ``forward``, so ``train_step`` calls the model and adds the base density itself.
     model = torch.nn.parallel.DistributedDataParallel(flow, broadcast_buffers=False) if info.enabled else flow
@@ -307,10 +339,21 @@ def _keep_baseline(job: _Job) -> None:
         save_checkpoint(job.run.path / BEST, job.snapshot())
 
 
-def _evaluate_and_save(job: _Job, train_nll: float) -> None:
-    """Validation NLL (updating the best and the early-stopping count), then on rank 0 the metrics
-    record, ``best.pt`` when it improved and the rotated latest checkpoint; marks the state good."""
-    record = {"step": job.step, "train_nll": train_nll, "lr": job.optimizer.param_groups[0]["lr"],
+def _roll_back(job: _Job, display: Progress, batch: torch.Tensor, step: int) -> None:
+    """The guard rejected step ``step + 1``: back to the last good state, forgetting what came since."""
+    job.step = job.guard.reject(batch, step)
+    display.rewind(job.step)
+    job.since_eval.reset()
+    job.since_log.reset()
+    job.pending.clear()
+
+
+def _evaluate_and_save(job: _Job) -> dict[str, Any]:
+    """Validation NLL (updating the best and the early-stopping count), then on rank 0 the queued
+    running records and the evaluation record, ``best.pt`` when it improved and the rotated latest
+    checkpoint; marks the state good. Returns the evaluation record."""
+    job.since_log.reset()  # running records restart at each checkpoint, so --resume repeats them exactly
+    record = {"step": job.step, "train_nll": job.since_eval.take(), "lr": job.optimizer.param_groups[0]["lr"],
               "elapsed_s": round(job.elapsed, 3)}
     improved = True
     if len(job.data.val_x):
@@ -319,16 +362,22 @@ def _evaluate_and_save(job: _Job, train_nll: float) -> None:
         record["val_nll"] = val_nll
         improved = val_nll < job.best_val
         job.best_val, job.stale = (val_nll, 0) if improved else (job.best_val, job.stale + 1)
+    job.data.with_bits_per_dim(record)
     if job.info.is_main:
         # Metrics first, checkpoint last: a crash in between is undone by --resume, which trims
         # the log back to the checkpoint's step.
+        for running in job.pending:
+            job.run.append_metrics(running)
+            job.metrics_log(running)
         job.run.append_metrics(record)
         job.metrics_log(record)
         state = job.snapshot()
         if improved:
             save_checkpoint(job.run / BEST, state)
         save_latest(job.run.path, state)
+    job.pending.clear()
     job.guard.mark_good(job.step)
+    return record
 
 
 def _early_stopping(job: _Job) -> str:
