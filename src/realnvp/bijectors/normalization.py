@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from realnvp.bijectors.base import Bijector
+
+try:
+    from torch.distributed.nn.functional import all_reduce
+except ImportError:  # pragma: no cover - a torch built without distributed support never has a process group
+    all_reduce = None
+
+
+def global_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance over ``dims`` of the batch gathered from every rank, differentiably, so
+    flow batch norm sees the global batch and every rank keeps identical running averages (a single
+    process: this batch's). Two passes (mean, then mean squared deviation), the same numerics either way.
+
+    Example:
+        >>> mean, var = global_moments(torch.tensor([[1.0, 10.0], [3.0, 10.0]]), [0])
+        >>> mean.tolist(), var.tolist()  # keepdim: shaped to broadcast against the batch
+        ([[2.0, 10.0]], [[1.0, 0.0]])
+    """
+    mean = x.mean(dim=dims, keepdim=True)
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return mean, ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+    world = dist.get_world_size()  # equal shares per rank, so the mean of the ranks' means is the global mean
+    mean = all_reduce(mean) / world
+    return mean, all_reduce(((x - mean) ** 2).mean(dim=dims, keepdim=True)) / world
 
 
 class BatchNormFlow(Bijector):
@@ -57,14 +81,7 @@ class BatchNormFlow(Bijector):
         return [0] + [d + 1 for d, n in enumerate(self.running_mean.shape) if n == 1 and x.shape[d + 1] != 1]
 
     def _batch_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        dims = self._reduce_dims(x)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            from realnvp.training.distributed import global_moments
-
-            mean, var = global_moments(x, dims)  # every rank sees the global batch's statistics
-        else:
-            mean = x.mean(dim=dims, keepdim=True)
-            var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        mean, var = global_moments(x, self._reduce_dims(x))  # under DDP: the global batch's statistics
         return mean[0], var[0]
 
     def _log_det(self, var: Tensor, x: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from realnvp.bijectors.normalization import global_moments  # noqa: F401 (batch norm's collective, re-exported)
 from realnvp.errors import UserError
 
 
@@ -94,26 +95,6 @@ def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return value
-
-
-def global_moments(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and biased variance over ``dims`` of the batch gathered from every rank, differentiably, so
-    flow batch norm sees the global batch and every rank keeps identical running averages. Two passes
-    (mean, then mean squared deviation), as in the single-process computation, for the same numerics.
-
-    Example:
-        >>> mean, var = global_moments(torch.tensor([[1.0, 10.0], [3.0, 10.0]]), [0])
-        >>> mean.tolist(), var.tolist()  # keepdim: shaped to broadcast against the batch
-        ([[2.0, 10.0]], [[1.0, 0.0]])
-    """
-    mean = x.mean(dim=dims, keepdim=True)
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return mean, ((x - mean) ** 2).mean(dim=dims, keepdim=True)
-    from torch.distributed.nn.functional import all_reduce
-
-    world = dist.get_world_size()  # equal shares per rank, so the mean of the ranks' means is the global mean
-    mean = all_reduce(mean) / world
-    return mean, all_reduce(((x - mean) ** 2).mean(dim=dims, keepdim=True)) / world
 
 
 def teardown(info: DistInfo) -> None:
