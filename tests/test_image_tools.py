@@ -92,7 +92,7 @@ def test_score_images_from_folder_and_npy(digits_run, tmp_path):
     for source in ("imgs", "digits.npy"):
         assert main(["score", str(digits_run), str(tmp_path / source), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
         rows = list(csv.reader(io.StringIO((tmp_path / "s.csv").read_text())))
-        assert rows[0] == ["row", "log_likelihood_nats", "bits_per_dim"] and len(rows) == 21
+        assert rows[0] == ["row", "log_likelihood_discrete_nats", "bits_per_dim"] and len(rows) == 21
         tables.append(np.array(rows[1:], dtype=float))
     np.testing.assert_allclose(tables[0], tables[1])  # same images, same seeded dequantization
     np.testing.assert_allclose(tables[0][:, 2], -tables[0][:, 1] / (64 * np.log(2)))

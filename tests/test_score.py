@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny import train_tiny
 
 import realnvp
 from realnvp.bijectors import Chain, Standardize
@@ -21,10 +20,12 @@ from realnvp.errors import UserError
 from realnvp.evaluation.scoring import score, score_array, score_images
 from realnvp.flow import Flow
 
+from checks import perturb_
+
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return train_tiny(tmp_path_factory.mktemp("score") / "moons", steps=60)
+def run(tiny_moons):
+    return tiny_moons
 
 
 def read_csv(text: str) -> tuple[list[str], np.ndarray]:
@@ -87,21 +88,44 @@ def test_shifted_points_and_noise_score_lower_than_moons(run):
 
 
 def test_image_scores_agree_with_evaluate_bits_per_dim():
-    """Per-image bits/dim averaged over a set equals evaluate's dequantized test bits/dim (one formula)."""
+    """Per-image bits/dim averaged over a set equals evaluate's dequantized bits/dim: one noise, one loop."""
     from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
     from realnvp.models.image import build_image_flow
 
     torch.manual_seed(0)
-    flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1).eval()
+    flow = perturb_(build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1), scale=0.3).eval()
     images = np.random.RandomState(0).randint(0, 17, size=(400, 1, 4, 4)).astype(np.uint8)
     out = score_images(flow, images, n_levels=17, draws=4)
     nll, _ = dequantized_nll(flow, torch.from_numpy(images), 17, draws=4)
-    assert out["bits_per_dim"].mean() == pytest.approx(bits_per_dim(nll, 16, 17), abs=0.02)
-    np.testing.assert_allclose(out["bits_per_dim"], -out["log_likelihood_nats"] / (16 * math.log(2)))
+    assert out["bits_per_dim"].mean() == pytest.approx(bits_per_dim(nll, 16, 17), abs=1e-9)
+    np.testing.assert_allclose(out["bits_per_dim"], -out["log_likelihood_discrete_nats"] / (16 * math.log(2)))
+    with pytest.warns(DeprecationWarning, match="log_likelihood_discrete_nats"):
+        np.testing.assert_array_equal(out["log_likelihood_nats"], out["log_likelihood_discrete_nats"])  # old name
     with pytest.raises(UserError, match="pixel levels"):
         score(flow, images)  # a bare image Flow needs n_levels
     with pytest.raises(UserError, match=r"0\.\.16"):
         score(flow, images + 100, n_levels=17)
+
+
+def test_score_of_the_test_images_matches_evaluate_to_1e6(tiny_digits, tmp_path, capsys):
+    """Issue 14 item 9: ``realnvp score`` of the run's test images and ``realnvp evaluate`` agree (same
+    noise, same draws, same batches); the columns say discrete, evaluate's NLL is the continuous density."""
+    from realnvp.data import load_splits
+    from realnvp.evaluation.metrics import evaluate_run
+
+    digits_run = tiny_digits
+    test = load_splits(realnvp.RunDir(digits_run).config().data).test
+    np.save(tmp_path / "test.npy", test)
+    assert main(["score", str(digits_run), str(tmp_path / "test.npy"), "-o", str(tmp_path / "s.csv"), "--json"]) == 0
+    out = capsys.readouterr()
+    header, table = read_csv((tmp_path / "s.csv").read_text())
+    assert header == ["row", "log_likelihood_discrete_nats", "bits_per_dim"] and len(table) == len(test)
+    assert "discrete log-likelihood mean" in out.err
+    metrics = evaluate_run(digits_run)
+    assert json.loads(out.out)["bits_per_dim_mean"] == pytest.approx(metrics["bits_per_dim"], abs=1e-6)
+    assert table[:, 2].mean() == pytest.approx(metrics["bits_per_dim"], abs=1e-6)
+    # evaluate's test NLL is the density of y = (v + u) / 17 in [0, 1)^64, not log P(v): they differ by D ln L
+    assert -table[:, 1].mean() == pytest.approx(metrics["test_nll_nats"] + 64 * math.log(17), abs=1e-4)
 
 
 @pytest.mark.parametrize("content, args, message", [
