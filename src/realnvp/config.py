@@ -71,7 +71,7 @@ class ModelConfig:
     conditioner_norm: str = "batch"  # batch | instance | none, inside the s/t ResNets
     scale_couplings: int = 3  # checkerboard and channel-wise couplings per scale (paper: 3)
     final_couplings: int = 4  # checkerboard couplings at the last scale (paper: 4)
-    logit: str = "symmetric"  # symmetric (seed 000) | paper | none: logit(alpha + beta y) first layer
+    logit: str = "symmetric"  # symmetric | paper | none: logit(alpha + beta y) first layer (bijectors/preprocessing.py)
     logit_alpha: float = 0.05
     checkpoint: bool = False  # gradient checkpointing of the s/t ResNets (saves memory)
 

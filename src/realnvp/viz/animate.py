@@ -1,4 +1,5 @@
-"""The animation of seed 004: samples from the base normal bent through each coupling layer in turn."""
+"""The layer-by-layer animation of Eric Jang's Real NVP tutorial (docs/tutorial.md): samples from the base
+normal bent through each coupling layer in turn."""
 
 from __future__ import annotations
 
