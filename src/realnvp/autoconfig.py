@@ -69,7 +69,7 @@ def vector_defaults(rows: int, dim: int) -> dict[str, Any]:
         "train.lr_schedule": "cosine",
         "train.warmup_steps": min(100, eval_every),
         "train.weight_decay": 1e-4 if rows < 5000 else 0.0,
-        "train.steps": int(min(20_000, max(2000, 200 * steps_per_epoch))),
+        "train.steps": int(min(6000, max(2000, 200 * steps_per_epoch))),
         "train.eval_every": eval_every,
         "train.patience": 10 if rows < 5000 else 6,
         "train.time_budget": TIME_BUDGET,
