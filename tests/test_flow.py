@@ -78,13 +78,16 @@ def test_sample_temperature_scales_the_base():
         flow.sample(3, temperature=-1.0)
 
 
-def test_sample_in_chunks_matches_one_batch():
+def test_sample_in_uneven_chunks_inverts_each_chunks_own_draws():
+    """Chunks of 30, 30, 30 and the remainder 10: each chunk draws its own latents, in order, none
+    dropped or repeated, and the result is the inverse of exactly those draws."""
     flow = _trained_looking_flow(2, batch_norm=False)
     torch.manual_seed(5)
-    whole = flow.sample(100)
+    latents = torch.cat([torch.randn(size, 2) for size in (30, 30, 30, 10)])
     torch.manual_seed(5)
-    chunked = flow.sample(100, chunk_size=100)
-    torch.testing.assert_close(whole, chunked)
+    chunked = flow.sample(100, chunk_size=30)
+    torch.testing.assert_close(chunked, flow.inverse(latents))
+    assert len(torch.unique(chunked, dim=0)) == 100
     assert flow.sample(250, chunk_size=64).shape == (250, 2)
 
 

@@ -1,6 +1,7 @@
-"""bf16 autocast touches only the s/t networks: log-dets stay float32 and training still learns."""
+"""bf16 autocast touches only the s/t networks: log-dets stay float32 and training learns as in float32."""
 
 import torch
+from tiny import TINY, untrained_nll
 
 from realnvp.config import load_config
 from realnvp.models import build_vector_flow
@@ -22,10 +23,14 @@ def test_bf16_autocast_keeps_flow_maths_in_float32():
     assert 0 < (log_det - log_det32).abs().max().item() < 0.1
 
 
-def test_bf16_training_runs_and_learns(tmp_path):
-    cfg = load_config("moons", ["model.hidden=32,32", "model.n_couplings=4", "train.steps=150", "train.eval_every=50",
-                                "train.precision=bf16", "data.n_train=2000", "data.n_test=500"])
-    result = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert result.step == 150 and len(lines) == 3
-    assert result.best_val_nll < 2.0  # a 2-D Gaussian fit gets ~1.9 in these units; the flow does better
+def test_bf16_training_learns_as_fp32_does(tmp_path):
+    """60 steps in bf16 bring the validation NLL well below the untrained model's (~2.01 -> ~1.60), to
+    within 0.05 nats of the same run in float32."""
+    settings = [*TINY, "model.hidden=32,32", "model.n_couplings=4", "train.steps=60"]
+    quiet = {"progress": False, "log": lambda *a: None}
+    bf16 = train(load_config("moons", [*settings, "train.precision=bf16"]), tmp_path / "bf16", **quiet)
+    fp32 = train(load_config("moons", settings), tmp_path / "fp32", **quiet)
+    lines = [line for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines() if "val_nll" in line]
+    assert bf16.step == 60 and len(lines) == 3
+    assert bf16.best_val_nll < untrained_nll(tmp_path / "bf16", "val") - 0.3
+    assert abs(bf16.best_val_nll - fp32.best_val_nll) < 0.05
