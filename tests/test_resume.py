@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import TINY, cli_settings
 
 from realnvp.cli import main
 from realnvp.errors import UserError
@@ -28,9 +29,6 @@ SETTINGS = ["--steps", "60", "--device", "cpu", "--no-pictures", "--seed", "1",
             "--set", "data.n_train=1000", "--set", "data.n_test=300", "--set", "train.batch_size=64",
             "--set", "train.lr_schedule=cosine", "--set", "train.warmup_steps=10", "--set", "train.grad_clip=5",
             "--set", "train.eval_every=10", "--set", "train.time_budget=0"]
-TINY = ["--quiet", "--steps", "20", "--no-pictures", "--set", "model.n_couplings=2", "--set", "model.hidden=8",
-        "--set", "train.eval_every=10", "--set", "train.time_budget=0", "--set", "data.n_train=300",
-        "--set", "data.n_test=100"]
 
 
 def _kill_after_step(ctx, run_dir, step, rng):
@@ -113,6 +111,7 @@ def test_run_killed_before_its_first_checkpoint_resumes_from_zero(tmp_path, caps
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")  # what a run killed during start-up leaves
-    assert main(["train", "moons", "--out", str(run), "--resume", *TINY[1:]]) == 0
+    assert main(["train", "moons", "--out", str(run), "--resume", "--steps", "20", "--no-pictures",
+                 *cli_settings(TINY)]) == 0
     assert "no checkpoint yet" in capsys.readouterr().err
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 20
