@@ -21,10 +21,10 @@ demo: install  ## train the moons preset; pictures, animation and metrics land i
 	rm -rf runs/moons
 	$(BIN)/realnvp train moons --out runs/moons
 
-test: install  ## lint, then every test (CLI end to end, bijector battery, doctests)
+test: install  ## lint, then every test (CLI end to end, bijector battery, doctests, TensorBoard logs)
 	@if [ -x .ci/install-browser.sh ]; then .ci/install-browser.sh; fi
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15  # the slowest tests listed, so a slow new one shows
 
 clean:
 	rm -rf runs $(VENV) build src/*.egg-info
