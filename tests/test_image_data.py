@@ -191,7 +191,8 @@ def test_folder_of_images(tmp_path):
     images = load_images(cfg(name="folder", path=str(tmp_path)))
     assert images.train.shape == (8, 1, 6, 6) and images.test.shape == (2, 1, 6, 6)
     Image.fromarray(rng.randint(0, 256, (6, 6, 3)).astype(np.uint8)).save(tmp_path / "rgb.png")
-    assert load_images(cfg(name="folder", path=str(tmp_path))).train.shape[1] == 3  # mixed: RGB
+    with pytest.warns(UserWarning, match="converted to 8-bit RGB: 10 grey"):  # mixed: RGB, and says so
+        assert load_images(cfg(name="folder", path=str(tmp_path))).train.shape[1] == 3
 
 
 def test_folder_errors(tmp_path):
@@ -228,7 +229,7 @@ def test_npz_like_mnist10k(tmp_path):
     ({"x_train": np.full((4, 28, 28), 300), "x_test": np.zeros((2, 28, 28))}, r"0\.\.255.*found 300\.\.300"),
     ({"x_train": np.full((4, 28, 28), 0.5), "x_test": np.zeros((2, 28, 28))}, "must be integers"),
     ({"x_train": np.zeros((4, 32, 32)), "x_test": np.zeros((2, 32, 32))}, r"shape \(1, 28, 28\)"),
-    ({"x_train": np.zeros((4, 5, 28, 28)), "x_test": np.zeros((2, 28, 28))}, "C = 1 or 3"),
+    ({"x_train": np.zeros((4, 5, 28, 28)), "x_test": np.zeros((2, 28, 28))}, "C = 1, 3 or 4"),
 ])
 def test_bad_npz(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"

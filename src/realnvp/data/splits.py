@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from realnvp.config import DataConfig
+from realnvp.data.image_files import read_pixel_file, to_nchw
 from realnvp.data.images import IMAGE_DATASETS, check_levels, load_images, read_image_folder
 from realnvp.data.toy import TOY_DENSITIES, make_toy
 from realnvp.data.vectors import read_vectors
@@ -76,8 +76,9 @@ def load_splits(cfg: DataConfig) -> Splits:
 
 def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, image_size: int = 0) -> np.ndarray:
     """A held-out file checked against the training data's example ``shape``: vectors (``n_levels``
-    0) from .npy/.npz/.csv; images from a folder, an .npy ``[N, (C,) H, W]`` or an .npz (``x_test``,
-    ``x`` or its one array) of integer pixels ``0 .. n_levels - 1``. Anything else: one-line ``UserError``.
+    0) from .npy/.npz/.csv; images from a folder, or an .npy or .npz (``x_test``, ``x`` or its one array)
+    of integer pixels ``0 .. n_levels - 1`` laid out ``[N, H, W]``, ``[N, C, H, W]`` or ``[N, H, W, C]``.
+    Anything else: one-line ``UserError``.
 
     Example:
         >>> np.save(tmp / "test.npy", np.zeros((5, 3), np.float32))
@@ -96,8 +97,7 @@ def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, i
     elif not path.is_file():
         raise UserError(f"data file not found: {path}")
     elif path.suffix.lower() in (".npy", ".npz"):
-        images = _load_pixels(path)
-        images = images[:, None] if images.ndim == 3 else images
+        images = to_nchw(read_pixel_file(path), str(path), shape)
     else:
         raise UserError(f"{path}: held-out images must be a folder of images, an .npy or an .npz")
     if tuple(images.shape[1:]) != tuple(shape):
@@ -105,17 +105,3 @@ def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, i
                         f"got {tuple(images.shape[1:])}")
     return check_levels(images, n_levels, str(path))
 
-
-def _load_pixels(path: Path) -> np.ndarray:
-    """The pixel array of an .npy, or of an .npz's ``x_test``, ``x`` or only array."""
-    try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.keys())
-            name = next((k for k in ("x_test", "x") if k in names), names[0] if len(names) == 1 else None)
-            if name is None:
-                raise UserError(f"{path}: expected an array x_test (or x, or a single array); found {names or 'none'}")
-            return archive[name]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"cannot read {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None

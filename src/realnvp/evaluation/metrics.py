@@ -177,7 +177,9 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
                    "inverse_max_abs_error": inverse_max_abs_error(flow, test_x)}
     return {
         "run": str(run.path),
-        "data": cfg.data.name if cfg.data.name != "file" else cfg.data.path,
+        # The user's file or folder by its path (an .npz of any dataset too); a named dataset by its name.
+        "data": cfg.data.path if cfg.data.path and (cfg.data.name in ("file", "folder") or Path(
+            cfg.data.path).suffix.lower() in (".npz", ".npy")) else cfg.data.name,
         "dim": flow.event_size,
         **metrics,
         "val_nll_nats": state["best_val_nll"] if math.isfinite(state["best_val_nll"]) else None,

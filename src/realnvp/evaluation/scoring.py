@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from realnvp.data import read_vectors
-from realnvp.data.images import check_levels, read_image_folder
+from realnvp.data.image_files import check_levels, read_image_folder, read_pixel_file, to_nchw
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import bits_per_dim, log_prob_in_chunks, seeded_dequantizations
 from realnvp.flow import Flow
@@ -63,8 +63,8 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None
 
 def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
     """The examples in ``path`` as the run expects them: a .npy/.npz/.csv table for vector runs; for
-    image runs (``n_levels`` pixel levels) a folder of images or an .npy ``[N, H, W]`` / ``[N, C, H,
-    W]`` of integer pixels. A shape or value mismatch is a one-line ``UserError``.
+    image runs (``n_levels`` pixel levels) a folder of images or an .npy/.npz of integer pixels ``[N, H,
+    W]``, ``[N, C, H, W]`` or ``[N, H, W, C]``. A shape or value mismatch is a one-line ``UserError``.
 
     Example:
         >>> from realnvp import load
@@ -78,14 +78,10 @@ def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
         return read_vectors(path, expected_dim=flow.event_size)
     if path.is_dir():
         images = read_image_folder(path)
-    elif path.suffix.lower() == ".npy" and path.is_file():
-        try:
-            images = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        images = images[:, None] if images.ndim == 3 else images
+    elif path.suffix.lower() in (".npy", ".npz") and path.is_file():
+        images = to_nchw(read_pixel_file(path), str(path), flow.event_shape)
     else:
-        raise UserError(f"{path}: an image run scores a folder of images or an .npy of integer pixels")
+        raise UserError(f"{path}: an image run scores a folder of images or an .npy/.npz of integer pixels")
     if tuple(images.shape[1:]) != flow.event_shape:
         raise UserError(f"{path}: the run takes images of shape {flow.event_shape} [C, H, W], got "
                         f"{tuple(images.shape[1:])}")
@@ -144,7 +140,7 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n
     if isinstance(data, np.ndarray):
         x = data[None] if data.ndim == len(flow.event_shape) else data
         if n_levels:
-            x = check_levels(x, n_levels, "the images to score")
+            x = check_levels(to_nchw(x, "the images to score", flow.event_shape), n_levels, "the images to score")
     else:
         x = read_input(data, flow, n_levels)
     if len(x) == 0:

@@ -15,13 +15,14 @@ from realnvp.viz.plots import corner, data_and_samples, log_density
 
 
 def data_label(cfg: DataConfig) -> str:
-    """How pictures name the data: the preset's dataset, or a user file's name (not ``file``).
+    """How pictures name the data: the preset's dataset, or a user file's or folder's name (not ``file``).
 
     Example:
         >>> data_label(DataConfig(name="moons")), data_label(DataConfig(name="file", path="/x/my.csv"))
         ('moons', 'my.csv')
     """
-    return Path(cfg.path).name if cfg.name == "file" and cfg.path else cfg.name
+    named_by_file = cfg.name in ("file", "folder") or Path(cfg.path).suffix.lower() in (".npz", ".npy")
+    return Path(cfg.path).name if cfg.path and named_by_file else cfg.name
 
 
 def column_names(cfg: DataConfig, dim: int) -> list[str] | None:
