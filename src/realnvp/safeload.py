@@ -8,6 +8,7 @@ import _compat_pickle
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             damaged = archive.testzip()
         if damaged is not None:
             raise UserError(f"corrupt checkpoint {path}: {damaged} fails its CRC-32 check (the file was altered)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it was not written with
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except UserError:
         raise
     except pickle.UnpicklingError as exc:

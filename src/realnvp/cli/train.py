@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from realnvp.autoconfig import autosize, cap_batch, fit_rows
-from realnvp.config import Config, load_config
+from realnvp.config import Config, check_settings, load_config
 from realnvp.data import IMAGE_DATASETS
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
@@ -58,6 +58,7 @@ def configure(args: argparse.Namespace, say: Any) -> Config:
         raise UserError("name a preset or a .toml config, or give --data FILE (see: realnvp train --help)")
     overrides = overrides_from(args)
     cfg = load_config(args.config or "vector", overrides)
+    check_settings(cfg)  # before autoconfig does arithmetic with them (a NaN fraction, a zero size)
     if cfg.data.name != "file" or cfg.model.kind != "vector":
         return cfg
     if (args.config or "vector") == "vector":
