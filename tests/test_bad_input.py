@@ -8,12 +8,15 @@ rest lists presets or settings, or quotes a library's own words)."""
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,23 +25,23 @@ import pytest
 import torch
 
 from realnvp.cli import main
+from realnvp.errors import UserError
 from realnvp.models import build_vector_flow
 from realnvp.rundir import PREVIOUS
+from realnvp.training.guard import NonFiniteGuard
 
-TINY = ["--quiet", "--steps", "20", "--no-pictures", "--set", "model.n_couplings=2", "--set", "model.hidden=8",
-        "--set", "train.eval_every=10", "--set", "train.time_budget=0", "--set", "data.n_train=300",
-        "--set", "data.n_test=100"]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 
 
 class Evil:
-    """Unpickling this would create a file: the payload of a checkpoint crafted to run code."""
+    """Unpickling this would create a file (or run ``call`` on the marker's path): the payload of a
+    checkpoint crafted to run code."""
 
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
+    def __init__(self, marker: Path, call=open) -> None:
+        self.marker, self.call = str(marker), call
 
     def __reduce__(self):
-        return (open, (self.marker, "w"))
+        return (self.call, (self.marker, "w") if self.call is open else (f"touch {self.marker}",))
 
 
 def _rewrite_best(run: Path, edit) -> None:
@@ -69,18 +72,85 @@ def _change_config(state: dict) -> dict:
     return state
 
 
-SETUPS = {
+def _wide_run(run: Path) -> None:
+    """The run's checkpoints say its examples had 3 columns (as if its data file had been rewritten)."""
+    for name in ("checkpoint.pt", PREVIOUS):
+        state = torch.load(run / name, weights_only=True)
+        torch.save({**state, "event_shape": [3]}, run / name)
+
+
+def _nan_weight(state: dict) -> dict:
+    state["model"]["chain.layers.1.conditioner.0.weight"].fill_(float("nan"))
+    return state
+
+
+def _raw_pickle(run: Path, payload: bytes) -> None:
+    """best.pt with its data.pkl replaced by ``payload`` (a hand-written pickle), the zip kept valid."""
+    with zipfile.ZipFile(run / "best.pt") as src:
+        entries = [(info, src.read(info.filename)) for info in src.infolist()]
+    with zipfile.ZipFile(run / "best.pt", "w") as out:
+        for info, data in entries:
+            out.writestr(info, payload if info.filename.endswith("data.pkl") else data)
+
+
+def _disk_full(monkeypatch, suffix: str = ".pt") -> None:
+    """Every checkpoint write (``.pt``) fails as on a full disk; other writes work."""
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        if kwargs.get("prefix", "").endswith(f"{suffix}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def _unreadable(monkeypatch, name: str) -> None:
+    """Reading ``name`` fails as without read permission (root reads anything, so it is simulated)."""
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+ON_RUN = {  # changes to the trained run's files
     "garbage_best": lambda run: (run / "best.pt").write_bytes(b"not a checkpoint at all"),
     "truncated_best": lambda run: (run / "best.pt").write_bytes((run / "best.pt").read_bytes()[:5000]),
     "flipped_best": _flip_a_weight_byte,
     "evil_best": lambda run: torch.save({"model": Evil(run.parent / "pwned"), "config": {}}, run / "best.pt"),
+    "system_best": lambda run: torch.save({"model": Evil(run.parent / "pwned", os.system), "config": {}},
+                                          run / "best.pt"),
+    "protocol0_best": lambda run: _raw_pickle(run, b"cos\nsystem\n(S'touch pwned'\ntR."),
+    "stack_global_best": lambda run: _raw_pickle(run, b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x04true\x85R."),
     "foreign_best": lambda run: torch.save({"weights": torch.zeros(3)}, run / "best.pt"),
     "reshaped_best": lambda run: _rewrite_best(run, _reshape_weight),
     "config_edited_best": lambda run: _rewrite_best(run, _change_config),
+    "config_list_best": lambda run: _rewrite_best(run, lambda state: {**state, "config": [1, 2]}),
+    "no_shape_best": lambda run: _rewrite_best(run, lambda state: {**state, "event_shape": None}),
+    "range_best": lambda run: _rewrite_best(run, lambda state: {**state, "config": {"data": {"n_train": -5}}}),
+    "nan_best": lambda run: _rewrite_best(run, _nan_weight),
     "garbage_checkpoints": lambda run: [(run / n).write_bytes(b"junk") for n in ("checkpoint.pt", PREVIOUS)],
+    "wide_run": _wide_run,
 }
 
-T = "train vector --out {tmp}/new"
+
+def _on_run(edit):
+    return lambda run, tmp, mp: edit(run)
+
+
+SETUPS = {  # name: f(run, scratch folder, monkeypatch)
+    **{name: _on_run(edit) for name, edit in ON_RUN.items()},
+    "disk_full": lambda run, tmp, mp: _disk_full(mp),
+    "unreadable_toml": lambda run, tmp, mp: _unreadable(mp, "ok.toml"),
+}
+
+# --quiet: `train --data` first says which defaults it sized to the table (a note, not an error).
+T = "train vector --quiet --out {tmp}/new"
+RESUME = "train moons --out {run} --resume --set data.n_train=2000 --set data.n_test=1000 --set model.n_couplings=2"
 # (id, what is wrong, command, message, setup)
 CASES = [
     ("data-missing", "data file does not exist", T + " --data {tmp}/missing.npy",
@@ -129,21 +199,22 @@ CASES = [
      "{tmp}/bad.toml: not valid TOML (…", None),
     ("device", "--device cuda without a GPU", T + " --data {tmp}/ok.npy --device cuda",
      "--device cuda was asked for but no CUDA GPU is available (use --device cpu)", None),
-    ("out-unwritable", "run directory cannot be created", "train vector --data {tmp}/ok.npy --out {tmp}/a_file/run",
+    ("out-unwritable", "run directory cannot be created",
+     "train vector --quiet --data {tmp}/ok.npy --out {tmp}/a_file/run",
      "cannot write to run directory {tmp}/a_file/run: Not a directory", None),
-    ("out-file", "--out is a file", "train vector --data {tmp}/ok.npy --out {tmp}/a_file",
+    ("out-file", "--out is a file", "train vector --quiet --data {tmp}/ok.npy --out {tmp}/a_file",
      "--out {tmp}/a_file exists and is not a directory", None),
     ("out-taken", "--out already holds a run", "train moons --out {run}",
      "{run} already holds a run; use --resume to continue it or pick another --out", None),
     ("resume-missing", "--resume of a missing run", "train moons --out {tmp}/none --resume",
      "nothing to resume: {tmp}/none holds no run (train without --resume to start one)", None),
     ("resume-model", "--resume with another model",
-     "train moons --out {run} --resume --set model.n_couplings=2 --set model.hidden=4",
+     RESUME + " --set model.hidden=4",
      "cannot resume from {run}/checkpoint.pt: model.hidden is (8,) in the run, (4,) now "
      "(only train.* settings may change)", None),
-    ("resume-columns", "--resume with data of another width",
-     "train moons --out {run} --resume --data {tmp}/wide.npy --set model.n_couplings=2 --set model.hidden=8",
-     "cannot resume from {run}/checkpoint.pt: the run has examples of shape (2,), the data has (3,)", None),
+    ("resume-columns", "--resume with the same settings, data of another width",
+     RESUME + " --set model.hidden=8",
+     "cannot resume from {run}/checkpoint.pt: the run has examples of shape (3,), the data has (2,)", "wide_run"),
     ("resume-corrupt", "--resume when both checkpoints are damaged", "train moons --out {run} --resume",
      "cannot resume {run}: no valid checkpoint (corrupt or truncated checkpoint {run}/checkpoint.pt: File is not "
      "a zip file; corrupt or truncated checkpoint {run}/checkpoint.prev.pt: File is not a zip file)",
@@ -184,14 +255,87 @@ CASES = [
      "{run}/best.pt does not match its own config: size mismatch for chain.layers.1.conditioner.0.weight: "
      "copying a param with shape torch.Size([8, 1]) from checkpoint, the shape in current model is "
      "torch.Size([4, 1]).", "config_edited_best"),
+    # Reliability round 2 (issue 13): each was a traceback, two lines, a wrong exit status or a wrong message.
+    ("config-utf8", "config file is not UTF-8", "train {tmp}/latin1.toml --out {tmp}/new",
+     "{tmp}/latin1.toml: not valid TOML (not UTF-8 text: byte 11 is 0xe9)", None),
+    ("config-unreadable", "config file cannot be read", "train {tmp}/ok.toml --out {tmp}/new",
+     "cannot read {tmp}/ok.toml: Permission denied", "unreadable_toml"),
+    ("range-n-train", "no training examples", "train moons --out {tmp}/new --set data.n_train=0",
+     "data.n_train must be > 0, got 0", None),
+    ("range-n-train-negative", "negative number of examples", "train moons --out {tmp}/new --set data.n_train=-5",
+     "data.n_train must be > 0, got -5", None),
+    ("range-noise", "NaN noise", "train moons --out {tmp}/new --set data.noise=nan",
+     "data.noise must be a finite number (< 0 for the dataset's default), got nan", None),
+    ("range-data-seed", "negative data seed", "train moons --out {tmp}/new --set data.seed=-1",
+     "data.seed must be >= 0, got -1", None),
+    ("range-seed-float", "seed written as a float", "train moons --out {tmp}/new --set train.seed=1e20",
+     "train.seed: expected int, got '1e20'", None),
+    ("range-seed-large", "seed beyond what the generators take",
+     "train moons --out {tmp}/new --seed 100000000000000000000",
+     "train.seed must be at most 2147483647, got 100000000000000000000", None),
+    ("range-lr-inf", "infinite learning rate", "train moons --out {tmp}/new --set train.lr=inf",
+     "train.lr must be at most 10, got inf", None),
+    ("range-scale-init-inf", "infinite scale_init", "train moons --out {tmp}/new --set model.scale_init=inf",
+     "model.scale_init must be at most 100, got inf", None),
+    ("range-couplings", "absurd number of couplings", "train moons --out {tmp}/new --set model.n_couplings=100000",
+     "model.n_couplings must be at most 1000, got 100000", None),
+    ("range-memory", "model too big for the memory",
+     "train moons --out {tmp}/new --set model.n_couplings=1000 --set model.hidden=4096,4096",
+     "model.n_couplings=1000, model.hidden=(4096, 4096) make about 1.68e+10 parameters: about 873 GB to train "
+     "(52 bytes each: …", None),
+    ("model-kind", "unknown model kind", "train moons --out {tmp}/new --set model.kind=bogus",
+     "model.kind must be one of vector, image, got 'bogus'", None),
+    ("data-one-column", "one column: nothing to couple", T + " --data {tmp}/one.csv",
+     "the vector model needs at least 2 columns (a coupling transforms some columns given the others); the data "
+     "has examples of shape (1,)", None),
+    ("data-empty-csv", "empty .csv", T + " --data {tmp}/empty.csv",
+     "{tmp}/empty.csv: the file holds no examples", None),
+    ("data-header-only", ".csv with a header and no rows", T + " --data {tmp}/header.csv",
+     "{tmp}/header.csv: the file holds no examples", None),
+    ("data-no-columns", "0-column .npy", T + " --data {tmp}/no_columns.npy",
+     "{tmp}/no_columns.npy: the table has no columns (shape (20, 0))", None),
+    ("data-huge", "float64 values beyond float32", T + " --data {tmp}/huge.npy",
+     "{tmp}/huge.npy: 2 values beyond float32's range (±3.4e38), first at row 0, column 1 (1e+300); rescale the data",
+     None),
+    ("disk-full", "disk full at the first checkpoint", "train moons --out {tmp}/new --quiet --no-pictures --steps 20 "
+     "--set data.n_train=300 --set model.hidden=8 --set train.eval_every=10 --set train.time_budget=0",
+     "cannot write {tmp}/new/best.pt: No space left on device (any earlier version of it is intact)", "disk_full"),
+    ("resume-other-data", "--resume with another dataset", "train circles --out {run} --resume",
+     "cannot resume from {run}/checkpoint.pt: data.name is 'moons' in the run, 'circles' now; …", None),
+    ("resume-other-file", "--resume with a data file",
+     RESUME + " --set model.hidden=8 --data {tmp}/more.npy",
+     "cannot resume from {run}/checkpoint.pt: data.name is 'moons' in the run, 'file' now; data.path is '' in the "
+     "run, '{tmp}/more.npy' now (only train.* settings may change)", None),
+    ("sample-output-folder", "sample -o names a folder", "sample {run} -o {tmp}/a_dir",
+     "cannot write {tmp}/a_dir: it is a directory", None),
+    ("score-output-folder", "score -o names a folder", "score {run} {tmp}/ok.npy -o {tmp}",
+     "cannot write {tmp}: it is a directory", None),
+    ("checkpoint-config-list", "checkpoint config is a list", "sample {run} -o {tmp}/s.npy",
+     "{run}/best.pt is not a realnvp checkpoint (its config is a list, not a table)", "config_list_best"),
+    ("checkpoint-no-shape", "checkpoint without event_shape", "evaluate {run}",
+     "{run}/best.pt is not a complete realnvp checkpoint (event_shape is None, expected a list of 1 to 3 sizes)",
+     "no_shape_best"),
+    ("checkpoint-settings", "checkpoint config out of range", "evaluate {run}",
+     "{run}/best.pt: data.n_train must be > 0, got -5", "range_best"),
+    ("checkpoint-nan-evaluate", "NaN weights: evaluate", "evaluate {run} --json",
+     "{run}/best.pt holds 8 non-finite weights (NaN/Inf), first in chain.layers.1.conditioner.0.weight: the run "
+     "diverged or the file was altered", "nan_best"),
+    ("checkpoint-nan-score", "NaN weights: score", "score {run} {tmp}/ok.npy -o {tmp}/scores.csv",
+     "{run}/best.pt holds 8 non-finite weights (NaN/Inf), first in chain.layers.1.conditioner.0.weight: the run "
+     "diverged or the file was altered", "nan_best"),
+    ("checkpoint-code-system", "checkpoint crafted to call os.system", "evaluate {run}",
+     "refusing to load {run}/best.pt: it asks to run code (posix.system); only tensors are loaded", "system_best"),
+    ("checkpoint-code-protocol0", "hand-written protocol-0 pickle", "evaluate {run}",
+     "refusing to load {run}/best.pt: it asks to run code (os.system); only tensors are loaded", "protocol0_best"),
+    ("checkpoint-code-stack-global", "protocol-4 STACK_GLOBAL pickle", "sample {run} -o {tmp}/s.npy",
+     "refusing to load {run}/best.pt: it asks to run code (os.system); only tensors are loaded",
+     "stack_global_best"),
 ]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run = tmp_path_factory.mktemp("bad_input") / "run"
-    assert main(["train", "moons", "--out", str(run), *TINY]) == 0
-    return run
+def trained(tiny_moons):
+    return tiny_moons  # the shared tiny run (hidden=8, 2 couplings, as the messages quote); cases use a copy
 
 
 def _scratch(tmp: Path) -> None:
@@ -214,21 +358,34 @@ def _scratch(tmp: Path) -> None:
     (tmp / "bad.toml").write_text("[train\nsteps = 3")
     (tmp / "a_file").write_text("a plain file")
     (tmp / "a_dir").mkdir()
+    (tmp / "latin1.toml").write_bytes("[train]\n# d\xe9j\xe0 vu\n".encode("latin-1"))
+    (tmp / "ok.toml").write_text("[train]\nsteps = 3\n")
+    (tmp / "one.csv").write_text("x\n" + "\n".join(str(i) for i in range(20)) + "\n")
+    (tmp / "empty.csv").write_text("")
+    (tmp / "header.csv").write_text("a,b\n")
+    np.save(tmp / "no_columns.npy", np.zeros((20, 0)))
+    np.save(tmp / "more.npy", np.random.RandomState(2).randn(1000, 2).astype(np.float32))
+    np.save(tmp / "huge.npy", np.array([[1.0, 1e300], [2.0, -1e300]] + [[0.0, 0.0]] * 20))
 
 
 def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+    return {str(p.relative_to(folder)): (_bytes(p), p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _prepare(trained: Path, tmp_path: Path, setup: str | None) -> tuple[Path, Path]:
+def _bytes(path: Path) -> bytes:
+    with path.open("rb") as f:  # not Path.read_bytes, which a case may make fail
+        return f.read()
+
+
+def _prepare(trained: Path, tmp_path: Path, setup: str | None, monkeypatch=None) -> tuple[Path, Path]:
     tmp = tmp_path / "scratch"
     tmp.mkdir()
     _scratch(tmp)
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     if setup:
-        SETUPS[setup](run)
+        SETUPS[setup](run, tmp, monkeypatch)
     return run, tmp
 
 
@@ -241,11 +398,11 @@ def _expect(line: str, template: str, run: Path, tmp: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_and_changes_nothing(case, trained, tmp_path, capsys):
+def test_bad_input_is_one_line_and_changes_nothing(case, trained, tmp_path, capsys, monkeypatch):
     name, _, command, template, setup = case
     if name == "device" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    run, tmp = _prepare(trained, tmp_path, setup)
+    run, tmp = _prepare(trained, tmp_path, setup, monkeypatch)
     before, scratch_before = _state(run), _state(tmp)
     code = main(command.format(run=run, tmp=tmp).split())
     err = capsys.readouterr().err.strip().splitlines()
@@ -280,8 +437,8 @@ def test_the_crafted_checkpoint_really_runs_code_when_loaded_unsafely(tmp_path):
 
 def test_library_rejects_examples_of_the_wrong_shape():
     flow = build_vector_flow(2, 2, hidden=(8,))
-    with pytest.raises(ValueError, match=re.escape("expected a batch of examples of shape (2,), got a tensor "
-                                                   "of shape (5, 3)")):
+    with pytest.raises(ValueError, match=re.escape("expected one example of shape (2,) or a batch [N, 2], got shape "
+                                                   "(5, 3)")):
         flow.log_prob(torch.zeros(5, 3))
 
 
@@ -296,6 +453,65 @@ def test_the_docs_table_lists_every_case_with_its_message():
         assert rows.get(name) == [what, f"`realnvp {command}`", f"`realnvp: error: {template}`"], name
 
 
+def test_the_docs_name_every_test_beyond_the_table():
+    """The list under the table names tests that exist, and every test of the lock and the fuzzer."""
+    named = set(re.findall(r"`(test_\w+)`", DOC.read_text().partition("## One training per run directory")[2]))
+    here = Path(__file__).parent
+    defined = {f: set(re.findall(r"^def (test_\w+)", (here / f).read_text(), re.M))
+               for f in ("test_bad_input.py", "test_lock.py", "test_fuzz_cli.py")}
+    assert named <= set().union(*defined.values()), named - set().union(*defined.values())
+    assert defined["test_lock.py"] | defined["test_fuzz_cli.py"] <= named
+    assert len(named) >= 9
+
+
 if __name__ == "__main__":  # prints the table rows of docs/bad-input.md
     for i, (name, what, command, template, _) in enumerate(CASES, 1):
         print(f"| {i} | {name} | {what} | `realnvp {command}` | `realnvp: error: {template}` |")
+
+
+def test_sample_works_without_config_json(trained, tmp_path, capsys):
+    """The checkpoint holds the settings: a deleted or torn config.json does not stop ``sample``."""
+    for name, damage in (("deleted", lambda p: p.unlink()), ("torn", lambda p: p.write_text('{"data": {'))):
+        run = shutil.copytree(trained, tmp_path / name)
+        damage(run / "config.json")
+        assert main(["sample", str(run), "-n", "50", "-o", str(tmp_path / f"{name}.npy"), "--quiet"]) == 0
+        assert np.load(tmp_path / f"{name}.npy").shape == (50, 2)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_csv_header_of_letters_e_and_n_is_a_header(trained, tmp_path, capsys):
+    """``e,n`` (letters that also spell numbers: 1e3, nan) names columns; ``1e3,nan`` would be data."""
+    (tmp_path / "en.csv").write_text("e,n\n0.5,0.25\n1,0\n")
+    assert main(["score", str(trained), str(tmp_path / "en.csv"), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 3  # header + 2 rows
+    assert capsys.readouterr().err == ""
+
+
+def test_divergence_before_any_checkpoint_does_not_claim_one_is_kept():
+    flow = build_vector_flow(2, 2, hidden=(4,))
+    guard = NonFiniteGuard(flow, torch.optim.Adam(flow.parameters()), max_bad_steps=1, log=lambda *a: None)
+    guard.mark_good(0)
+    guard.reject(torch.full((4, 2), float("nan")), step=0)
+    with pytest.raises(UserError) as caught:
+        guard.reject(torch.full((4, 2), float("nan")), step=1)
+    assert "since the start (no checkpoint was written)" in str(caught.value)
+    assert "kept" not in str(caught.value)
+
+
+def test_a_full_disk_while_resuming_keeps_the_last_checkpoint(trained, tmp_path, capsys, monkeypatch):
+    """ENOSPC on a checkpoint write: one line, exit 2, the last complete checkpoint intact; once there
+    is room again, --resume continues from it."""
+    run = shutil.copytree(trained, tmp_path / "run")
+    kept = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "best.pt")}
+    resume = ["train", "moons", "--out", str(run), "--resume", "--quiet", "--no-pictures", "--steps", "80",
+              *RESUME.split()[5:], "--set", "model.hidden=8"]
+    _disk_full(monkeypatch)
+    assert main(resume) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    assert not list(run.glob(".*.tmp"))
+    latest = max((run / n for n in ("checkpoint.pt", PREVIOUS) if (run / n).exists()), key=lambda p: p.stat().st_mtime)
+    assert latest.read_bytes() == kept["checkpoint.pt"] and (run / "best.pt").read_bytes() == kept["best.pt"]
+    monkeypatch.undo()
+    assert main(resume) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 80
