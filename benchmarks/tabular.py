@@ -36,6 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn import datasets
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+
+from realnvp.evaluation.baselines import gaussian_nll
 
 HERE = Path(__file__).resolve().parent
 JSONL = HERE / "tabular_results.jsonl"
@@ -86,8 +92,6 @@ def banana_log_prob(x: np.ndarray, seed: int) -> np.ndarray:
 
 def real_table(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(train, test)`` of a bundled scikit-learn table, an 80/20 split by a ``seed`` permutation."""
-    from sklearn import datasets
-
     if name == "iris":
         x = datasets.load_iris().data
     elif name == "diabetes":
@@ -107,12 +111,6 @@ def tables(seed: int) -> list[tuple[str, int, int]]:
 
 def baselines(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, float]:
     """Test NLL (nats per example) of the Gaussian, the BIC-chosen mixture and the CV'd KDE."""
-    from sklearn.mixture import GaussianMixture
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.neighbors import KernelDensity
-
-    from realnvp.evaluation.baselines import gaussian_nll
-
     out = {"gaussian": gaussian_nll(train, test)}
     best = None
     for k in range(1, 11):
