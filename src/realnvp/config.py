@@ -45,6 +45,9 @@ class DataConfig:
     download: bool = False  # images: fetch mnist / fashion-mnist / cifar10 with torchvision if missing
     image_size: int = 0  # celeba / folder: resize to this square size; 0 keeps the default (celeba 64)
     test_draws: int = 10  # images: dequantization noise draws averaged in the test bits/dim
+    # Conditional vector models: these columns (0-based) of the table are the context c; the flow models
+    # the density of the other columns given them, p(x | c) (data/labels.py).
+    context_columns: tuple[int, ...] = ()
 
 
 @dataclass
@@ -74,6 +77,10 @@ class ModelConfig:
     logit: str = "symmetric"  # symmetric | paper | none: logit(alpha + beta y) first layer (bijectors/preprocessing.py)
     logit_alpha: float = 0.05
     checkpoint: bool = False  # gradient checkpointing of the s/t ResNets (saves memory)
+    # Conditional models (nets.py ContextResNet / ContextMLP): images p(x | class label), vectors p(x | context)
+    conditional: bool = False
+    n_context: int = 0  # classes (images) or context columns (vectors); 0: read from the data when training
+    context_embed: int = 8  # images: channels of each coupling's learned label embedding
 
 
 @dataclass
@@ -251,6 +258,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_couplings": (0, 1000, False), "model.scale_init": (0, 100, False), "model.bn_momentum": (0, 1, False),
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
+    "model.n_context": (0, 10**5, True), "model.context_embed": (0, 1024, False),
     "train.steps": (0, 10**9, False), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
     "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.log_every": (0, 10**9, True),

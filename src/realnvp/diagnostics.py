@@ -34,7 +34,7 @@ def _max_abs(t: Tensor) -> float:
     return float(finite.abs().max()) if finite.numel() else float("nan")
 
 
-def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str, Any]]:
+def trace_layers(flow: Flow, x: Tensor, inverse: bool = False, context: Tensor | None = None) -> list[dict[str, Any]]:
     """Run ``x`` through ``flow`` (``forward``, or ``inverse`` for a latent) with ``Flow.trace`` and
     record, for every elementary layer in the order it runs: its name and type, max |input|, max
     |output| (over finite entries, in the flow's layout), the number of non-finite outputs, and for
@@ -56,7 +56,7 @@ def trace_layers(flow: Flow, x: Tensor, inverse: bool = False) -> list[dict[str,
     handles = [m.register_forward_hook(record_s(n.rpartition(".")[0]))
                for n, m in flow.named_modules() if isinstance(m, TanhScale)]
     try:
-        steps = flow.trace(x, inverse)
+        steps = flow.trace(x, inverse, context=context)
     finally:
         for handle in handles:
             handle.remove()
@@ -79,7 +79,7 @@ def _describe(record: dict[str, Any]) -> str:
     return text
 
 
-def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
+def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False, context: Tensor | None = None) -> str:
     """One line naming where ``x`` first turns non-finite on its way through ``flow``, with that
     layer's statistics; if nothing does, the layer that amplifies its input most and the coupling
     with the largest |s| (a finite but huge activation overflows later, in the base density).
@@ -92,7 +92,7 @@ def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
     bad = int((~torch.isfinite(x)).sum())
     if bad:
         return f"the {'latent' if inverse else 'batch'} itself holds {bad} non-finite values"
-    records = trace_layers(flow, x, inverse)
+    records = trace_layers(flow, x, inverse, context)
     for record in records:
         if record["non_finite"] or not record["log_det_finite"]:
             return "first non-finite after " + _describe(record)
@@ -108,8 +108,9 @@ def locate_blowup(flow: Flow, x: Tensor, inverse: bool = False) -> str:
     return text
 
 
-def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor) -> None:
-    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` is not finite.
+def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor, context: Tensor | None = None) -> None:
+    """Warn, naming the layer, when any sample ``x = flow.inverse(z)`` (given ``context``, for a
+    conditional flow: one per sample) is not finite.
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -122,6 +123,6 @@ def warn_if_non_finite(flow: Flow, z: Tensor, x: Tensor) -> None:
     """
     bad_rows = ~torch.isfinite(x.flatten(1)).all(1)
     if bool(bad_rows.any()):
-        where = locate_blowup(flow, z[bad_rows], inverse=True)
+        where = locate_blowup(flow, z[bad_rows], inverse=True, context=None if context is None else context[bad_rows])
         warnings.warn(f"{int(bad_rows.sum())} of {len(x)} samples are not finite ({where}); "
                       f"try a lower temperature", RuntimeWarning, stacklevel=3)

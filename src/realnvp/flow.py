@@ -27,6 +27,11 @@ class Flow(nn.Module):
     Arguments:
         chain: the bijectors, data -> latent in list order.
         event_shape: shape of one example (``(2,)`` for 2-D points, ``(C, H, W)`` for images).
+        context_size: a conditional flow ``p(x | c)`` on ``context_size`` real context features per
+            example (``[N, context_size]``, or one ``[context_size]`` for the whole batch).
+        n_classes: a class-conditional flow ``p(x | y)``: one integer label ``0 .. n_classes - 1`` per
+            example (``[N]``, or one label for the whole batch). At most one of the two is set; a
+            conditional flow's ``log_prob``, ``forward``, ``inverse`` and ``sample`` take ``context=``.
 
     Example:
         >>> import torch
@@ -39,10 +44,20 @@ class Flow(nn.Module):
         torch.Size([5, 2])
     """
 
-    def __init__(self, chain: Chain, event_shape: tuple[int, ...]) -> None:
+    def __init__(self, chain: Chain, event_shape: tuple[int, ...], *, context_size: int = 0,
+                 n_classes: int = 0) -> None:
         super().__init__()
+        if context_size and n_classes:
+            raise ValueError("a flow is conditional on real context features or on class labels, not both")
         self.chain = chain
         self.event_shape = tuple(event_shape)
+        self.context_size = int(context_size)
+        self.n_classes = int(n_classes)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the flow models ``p(x | context)`` (and so needs ``context=`` everywhere)."""
+        return bool(self.context_size or self.n_classes)
 
     @property
     def event_size(self) -> int:
@@ -88,25 +103,78 @@ class Flow(nn.Module):
         self._check_shape(x, single_ok=True)
         return x, single
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def as_context(self, context: Tensor | np.ndarray | float | None, n: int) -> Tensor | None:
+        """``context`` for a batch of ``n`` examples on the flow's device: class labels as ``long [n]``,
+        real features as ``[n, context_size]`` in the flow's dtype; one context is repeated ``n``
+        times. None for an unconditional flow; a missing, surplus or misshapen context is a ``ValueError``.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,), context_size=1)
+            >>> flow.as_context(0.5, 3).tolist(), flow.as_context([1.0, 2.0], 2).shape
+            ([[0.5], [0.5], [0.5]], torch.Size([2, 1]))
+        """
+        if not self.conditional:
+            if context is not None:
+                raise ValueError("this flow is not conditional: it takes no context")
+            return None
+        if context is None:
+            what = f"a class label 0..{self.n_classes - 1}" if self.n_classes else f"{self.context_size} context values"
+            raise ValueError(f"this flow is conditional: pass context= ({what} per example, or one for all)")
+        c = torch.as_tensor(np.asarray(context) if not isinstance(context, Tensor) else context, device=self.device)
+        return self._labels(c, n) if self.n_classes else self._features(c, n)
+
+    def _labels(self, c: Tensor, n: int) -> Tensor:
+        if c.is_floating_point() and not torch.equal(c, c.round()) or c.dtype == torch.bool or c.is_complex():
+            raise ValueError(f"class labels must be integers, got {c.dtype}")
+        c = c.long().reshape(-1)
+        c = c.expand(n) if len(c) == 1 else c
+        if c.shape != (n,):
+            raise ValueError(f"expected one class label or {n} (one per example), got {len(c)}")
+        if len(c) and (c.min() < 0 or c.max() >= self.n_classes):
+            raise ValueError(f"class labels must lie in 0..{self.n_classes - 1}, "
+                             f"got {c.min().item()}..{c.max().item()}")
+        return c
+
+    def _features(self, c: Tensor, n: int) -> Tensor:
+        k = self.context_size
+        if c.dtype == torch.bool or c.is_complex():
+            raise ValueError(f"expected real context values, got {c.dtype}")
+        c = c.to(self.dtype)
+        if c.dim() <= 1 and c.numel() == k:
+            c = c.reshape(1, k).expand(n, k)
+        elif c.dim() == 1 and k == 1:
+            c = c[:, None]
+        if tuple(c.shape) != (n, k):
+            raise ValueError(f"expected a context of shape [{k}] or [{n}, {k}], got {tuple(c.shape)}")
+        return c
+
+    def _run(self, x: Tensor, context: Tensor | None, inverse: bool = False) -> tuple[Tensor, Tensor]:
+        """The chain on a checked batch, with ``context`` converted to a batch (see ``as_context``)."""
+        c = self.as_context(context, len(x))
+        if c is None:
+            return self.chain.inverse(x) if inverse else self.chain(x)
+        return self.chain.inverse(x, context=c) if inverse else self.chain(x, context=c)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Data -> latent: ``(z, log|det dz/dx|)`` for a batch ``x`` of shape ``[N, *event_shape]``."""
         self._check_shape(x)
-        return self.chain(x)
+        return self._run(x, context)
 
-    def inverse(self, z: Tensor) -> Tensor:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """Latent -> data: ``x`` only (``self.chain.inverse(z)`` also gives ``log|det dx/dz|``)."""
-        return self.chain.inverse(z)[0]
+        return self._run(z, context, inverse=True)[0]
 
     def base_log_prob(self, z: Tensor) -> Tensor:
         """Standard normal log-density, summed over the event."""
         return -0.5 * (z.flatten(1) ** 2).sum(-1) - 0.5 * self.event_size * LOG_2PI
 
-    def log_prob(self, x: Tensor | np.ndarray) -> Tensor:
+    def log_prob(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:
         """Exact log-density of each example, in nats, in the data's own units: ``[N]`` for a batch
         ``[N, *event_shape]``, a scalar for one example. NumPy arrays and other dtypes are converted to
-        the flow's device and dtype."""
+        the flow's device and dtype. A conditional flow gives ``log p(x | context)``."""
         x, single = self.as_batch(x)
-        z, log_det = self.chain(x)
+        z, log_det = self._run(x, context)
         log_p = self.base_log_prob(z) + log_det
         return log_p[0] if single else log_p
 
@@ -114,23 +182,35 @@ class Flow(nn.Module):
         """``n`` draws from ``N(0, temperature^2 I)`` on the flow's device."""
         return torch.randn(n, *self.event_shape, device=self.device, dtype=self.dtype) * temperature
 
-    def _draw(self, n: int, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
+    def _draw(self, n: int, temperature: float, context: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(z, x, log|det dx/dz|)`` for ``n`` base draws; warns when a sample is not finite."""
         z = self.sample_latent(n, _checked(temperature))
-        x, log_det = self.chain.inverse(z)
-        warn_if_non_finite(self, z, x)
+        c = self.as_context(context, n)
+        x, log_det = self._run(z, c, inverse=True)
+        warn_if_non_finite(self, z, x, c)
         return z, x, log_det
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, chunk_size: int = 65536) -> Tensor:
+    def sample(self, n: int, temperature: float = 1.0, chunk_size: int = 65536, *,
+               context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory, without gradients.
         ``temperature`` scales the base standard deviation (below 1 gives cleaner, less diverse
         samples). A sample that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it
-        blew up in."""
-        chunks = [self._draw(min(chunk_size, n - i), temperature)[1] for i in range(0, n, chunk_size)]
+        blew up in. A conditional flow samples ``x ~ p(x | context)``: one context for all ``n`` or
+        one per sample.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,), context_size=1)
+            >>> flow.sample(4, context=[[0.0], [1.0], [2.0], [3.0]]).shape, flow.sample(3, context=0.5).shape
+            (torch.Size([4, 2]), torch.Size([3, 2]))
+        """
+        c = self.as_context(context, n)
+        chunks = [self._draw(min(chunk_size, n - i), temperature, None if c is None else c[i : i + chunk_size])[1]
+                  for i in range(0, n, chunk_size)]
         return torch.cat(chunks) if chunks else self.sample_latent(0, _checked(temperature))
 
-    def rsample(self, n: int, temperature: float = 1.0) -> Tensor:
+    def rsample(self, n: int, temperature: float = 1.0, *, context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples that carry gradients to the flow's parameters (reparameterised, as
         ``torch.distributions``' ``rsample``): for losses on samples. One batch, no chunking.
 
@@ -141,9 +221,10 @@ class Flow(nn.Module):
             >>> flow.chain.layers[0].conditioner[-1].weight.grad is not None
             True
         """
-        return self._draw(n, temperature)[1]
+        return self._draw(n, temperature, context)[1]
 
-    def sample_and_log_prob(self, n: int, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    def sample_and_log_prob(self, n: int, temperature: float = 1.0, *,
+                            context: Tensor | np.ndarray | None = None) -> tuple[Tensor, Tensor]:
         """``(x, log p(x))`` for ``n`` samples from one inverse pass: ``log p(x) = log N(z) - log|det
         dx/dz|``, the flow's density (temperature 1) at each sample. Differentiable like ``rsample``;
         in eval mode it equals ``log_prob(x)`` (training-mode batch norm uses batch statistics forward).
@@ -155,11 +236,11 @@ class Flow(nn.Module):
             >>> torch.allclose(log_p, flow.log_prob(x), atol=1e-5)
             True
         """
-        z, x, log_det = self._draw(n, temperature)
+        z, x, log_det = self._draw(n, temperature, context)
         return x, self.base_log_prob(z) - log_det
 
     @torch.no_grad()
-    def trace(self, x: Tensor, inverse: bool = False) -> list[Step]:
+    def trace(self, x: Tensor, inverse: bool = False, *, context: Tensor | np.ndarray | None = None) -> list[Step]:
         """``x`` through the flow one elementary layer at a time, without gradients: data towards the
         latent, or with ``inverse=True`` a latent bent back into data. One ``Step(name, layer, output,
         log_det)`` per layer, names as in ``named_modules()``; each output is the whole state of the
@@ -173,7 +254,8 @@ class Flow(nn.Module):
             [('chain.layers.1', 'AffineCoupling'), ('chain.layers.0', 'AffineCoupling')]
         """
         self._check_shape(x)
-        return self.chain.trace(x, inverse, "chain")
+        c = self.as_context(context, len(x))
+        return self.chain.trace(x, inverse, "chain") if c is None else self.chain.trace(x, inverse, "chain", context=c)
 
     def scale_penalty(self) -> Tensor:
         """``sum(scale^2)`` over every coupling's learned tanh scale: the paper's L2 term on ``s``."""

@@ -34,6 +34,32 @@ class MLP(nn.Sequential):
         super().__init__(*layers, last)
 
 
+class ContextMLP(nn.Module):
+    """A conditional coupling's s/t network for vectors: an ``MLP`` on ``[x_a, context]`` (the context
+    features appended to the passing coordinates, as zuko's and nflows' conditional couplings do).
+
+    Example:
+        >>> import torch
+        >>> net = ContextMLP(1, 2, 2, hidden=(8,))
+        >>> net(torch.randn(3, 1), torch.randn(3, 2)).shape  # starts at zero, like MLP
+        torch.Size([3, 2])
+    """
+
+    takes_context = True
+
+    def __init__(self, in_features: int, context_features: int, out_features: int,
+                 hidden: tuple[int, ...] = (512, 512)) -> None:
+        super().__init__()
+        self.context_features = context_features
+        self.net = MLP(in_features + context_features, out_features, hidden)
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        if context.dim() != 2 or context.shape != (len(x), self.context_features):
+            raise ValueError(f"expected a context of shape [{len(x)}, {self.context_features}], "
+                             f"got {tuple(context.shape)}")
+        return self.net(torch.cat([x, context.to(x.dtype)], dim=1))
+
+
 NORMS = ("batch", "instance", "none")
 
 
@@ -119,3 +145,31 @@ def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
         for m, (momentum, tracked) in zip(norms, saved):
             m.momentum = momentum
             m.num_batches_tracked.copy_(tracked)
+
+
+class ContextResNet(nn.Module):
+    """A conditional coupling's s/t network for images: each example's class label (an integer in
+    ``0 .. n_classes - 1``) looked up in a learned ``embed``-dimensional embedding, broadcast over the
+    image as extra input channels of a ``ResNet`` (every coupling, so every scale, sees it).
+
+    Example:
+        >>> import torch
+        >>> net = ContextResNet(1, 2, n_classes=10, embed=4, hidden=8, n_blocks=1)
+        >>> net(torch.randn(3, 1, 4, 4), torch.tensor([0, 3, 9])).shape
+        torch.Size([3, 2, 4, 4])
+    """
+
+    takes_context = True
+
+    def __init__(self, in_channels: int, out_channels: int, n_classes: int, embed: int = 8, hidden: int = 64,
+                 n_blocks: int = 8, norm: str = "batch", checkpoint: bool = False) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_classes, embed)
+        self.resnet = ResNet(in_channels + embed, out_channels, hidden, n_blocks, norm, checkpoint)
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        if context.shape != (len(x),) or context.is_floating_point():
+            raise ValueError(f"expected one integer class label per image, shape [{len(x)}], "
+                             f"got {context.dtype} of shape {tuple(context.shape)}")
+        e = self.embedding(context).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        return self.resnet(torch.cat([x, e], dim=1))

@@ -24,6 +24,16 @@ def _raw_s_and_t(out: Tensor, n: int, what: str) -> tuple[Tensor, Tensor]:
     return out[:, :n], out[:, n:]
 
 
+def _condition(conditioner: nn.Module, x_a: Tensor, context: Tensor | None) -> Tensor:
+    """The conditioner's raw output for ``x_a``; a conditional conditioner (``takes_context``) also
+    gets the context, and without one it is a ``ValueError`` rather than a silent unconditional map."""
+    if not getattr(conditioner, "takes_context", False):
+        return conditioner(x_a)
+    if context is None:
+        raise ValueError("this coupling is conditional: pass a context (e.g. flow.log_prob(x, context=c))")
+    return conditioner(x_a, context)
+
+
 class TanhScale(nn.Module):
     """``s = clamp(scale * tanh(raw_s), -LOG_SCALE_MAX, LOG_SCALE_MAX)`` with a learned ``scale``
     (paper, section 3.2): bounds each layer's log-scale so ``exp(s)`` cannot blow up, while ``scale``
@@ -57,7 +67,9 @@ class AffineCoupling(Bijector):
     to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
     identity. Only ``x_a`` is fed to the conditioner (no multiplied-out zeros), so its size is exactly
     that of the paper's ``s`` and ``t``. ``scale_init`` is the learned tanh scale's starting value:
-    the largest ``|s|`` the layer can reach before training grows it.
+    the largest ``|s|`` the layer can reach before training grows it. A conditioner with a true
+    ``takes_context`` (``realnvp.nets.ContextMLP``, ``ContextResNet``) is called as
+    ``conditioner(x_a, context)``: the layer is then a bijection of ``x`` for every fixed context.
 
     Example:
         >>> import torch
@@ -80,24 +92,26 @@ class AffineCoupling(Bijector):
         # y = cat([y_a, y_b])[:, unperm] puts every coordinate back where it came from.
         self.register_buffer("unperm", torch.argsort(torch.cat([self.idx_a, self.idx_b])))
         self.conditioner = conditioner
+        self.takes_context = bool(getattr(conditioner, "takes_context", False))
         # One learned scale per transformed coordinate (vectors) or channel (images).
         self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1), scale_init)
 
-    def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
+    def _scale_shift(self, x_a: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
         # the affine map and its log-det stay exact float32.
-        raw_s, t = _raw_s_and_t(self.conditioner(x_a), len(self.idx_b), "transformed coordinates or channels")
+        out = _condition(self.conditioner, x_a, context)
+        raw_s, t = _raw_s_and_t(out, len(self.idx_b), "transformed coordinates or channels")
         return self.tanh_scale(raw_s.to(x_a.dtype)), t.to(x_a.dtype)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x_a, x_b = x[:, self.idx_a], x[:, self.idx_b]
-        s, t = self._scale_shift(x_a)
+        s, t = self._scale_shift(x_a, context)
         y_b = x_b * torch.exp(s) + t
         return torch.cat([x_a, y_b], dim=1)[:, self.unperm], s.flatten(1).sum(-1)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z_a, z_b = z[:, self.idx_a], z[:, self.idx_b]
-        s, t = self._scale_shift(z_a)
+        s, t = self._scale_shift(z_a, context)
         x_b = (z_b - t) * torch.exp(-s)
         return torch.cat([z_a, x_b], dim=1)[:, self.unperm], -s.flatten(1).sum(-1)
 
@@ -108,7 +122,7 @@ class MaskedAffineCoupling(Bijector):
     ``mask`` broadcasts against the event shape ``[C, H, W]`` (checkerboard ``[1, H, W]`` or
     channel-wise ``[C, 1, 1]``). ``conditioner`` maps ``[B, C, H, W]`` to ``[B, 2C, H, W]``.
     ``s`` and ``t`` are masked before use, so the passing half is untouched and its log-det is 0.
-    ``scale_init`` as in ``AffineCoupling``.
+    ``scale_init`` and a conditioner that takes a context as in ``AffineCoupling``.
 
     Example:
         >>> import torch
@@ -127,17 +141,18 @@ class MaskedAffineCoupling(Bijector):
         super().__init__()
         self.register_buffer("mask", mask.float())
         self.conditioner = conditioner
+        self.takes_context = bool(getattr(conditioner, "takes_context", False))
         self.tanh_scale = TanhScale((channels, 1, 1), scale_init)
 
-    def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = _raw_s_and_t(self.conditioner(x_a), self.tanh_scale.scale.shape[0], "channels")
+    def _scale_shift(self, x_a: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        raw_s, t = _raw_s_and_t(_condition(self.conditioner, x_a, context), self.tanh_scale.scale.shape[0], "channels")
         keep = 1.0 - self.mask
         return self.tanh_scale(raw_s.to(x_a.dtype)) * keep, t.to(x_a.dtype) * keep  # fp32 under bf16 autocast
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        s, t = self._scale_shift(x * self.mask)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        s, t = self._scale_shift(x * self.mask, context)
         return x * torch.exp(s) + t, s.flatten(1).sum(-1)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        s, t = self._scale_shift(z * self.mask)
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        s, t = self._scale_shift(z * self.mask, context)
         return (z - t) * torch.exp(-s), -s.flatten(1).sum(-1)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from realnvp.bijectors.base import Bijector, Step
+from realnvp.bijectors.base import Bijector, Step, call_layer, trace_layer
 
 
 class Squeeze(Bijector):
@@ -79,6 +79,8 @@ class FactorOut(Bijector):
         torch.Size([1, 4, 2, 2])
     """
 
+    takes_context = True  # a conditional flow's context reaches the coarser scales' couplings
+
     def __init__(self, inner: Bijector) -> None:
         super().__init__()
         self.inner = inner
@@ -88,18 +90,19 @@ class FactorOut(Bijector):
             raise ValueError(f"factor-out needs an even number of channels, got {x.shape[1]}")
         return x.chunk(2, dim=1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out, rest = self._split(x)
-        rest, log_det = self.inner(rest)
+        rest, log_det = call_layer(self.inner, rest, context)
         return torch.cat([out, rest], dim=1), log_det
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out, rest = self._split(z)
-        rest, log_det = self.inner.inverse(rest)
+        rest, log_det = call_layer(self.inner, rest, context, inverse=True)
         return torch.cat([out, rest], dim=1), log_det
 
-    def trace(self, x: Tensor, inverse: bool = False, prefix: str = "") -> list[Step]:
+    def trace(self, x: Tensor, inverse: bool = False, prefix: str = "", context: Tensor | None = None) -> list[Step]:
         # Each state of the inner scales, unsqueezed back to this layer's layout beside the half that left.
         out, rest = self._split(x)
+        steps = trace_layer(self.inner, rest, inverse, f"{prefix}.inner" if prefix else "inner", context)
         return [step._replace(output=torch.cat([out, unsqueeze_to(step.output, rest.shape[-2])], dim=1))
-                for step in self.inner.trace(rest, inverse, f"{prefix}.inner" if prefix else "inner")]
+                for step in steps]

@@ -26,7 +26,13 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: the vector model needs flat examples, got shape (1, 8, 8)
+        >>> build_model(ModelConfig(hidden=(16,), conditional=True, n_context=1), (2,)).context_size
+        1
     """
+    if cfg.conditional and cfg.n_context < 1:
+        raise UserError("model.conditional needs model.n_context: the number of classes (images) or context "
+                        "columns (vectors; data.context_columns); training reads it from the data")
+    n_context = cfg.n_context if cfg.conditional else 0
     if cfg.kind == "vector":
         if len(event_shape) != 1:
             raise UserError(f"the vector model needs flat examples, got shape {event_shape}")
@@ -35,7 +41,7 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             loc, scale = torch.zeros(dim), torch.eye(dim) if cfg.whiten else torch.ones(dim)
         try:
             return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
-                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init)
+                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     if cfg.kind == "image":
@@ -44,7 +50,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                     norm=cfg.conditioner_norm, scale_couplings=cfg.scale_couplings,
                                     final_couplings=cfg.final_couplings, batch_norm=cfg.batch_norm,
                                     bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
-                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init)
+                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init, n_classes=n_context,
+                                    embed=cfg.context_embed)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")

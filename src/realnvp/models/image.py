@@ -32,7 +32,7 @@ from realnvp.bijectors import (
     half_mask,
 )
 from realnvp.flow import Flow
-from realnvp.nets import ResNet
+from realnvp.nets import ContextResNet, ResNet
 
 
 def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
@@ -52,6 +52,8 @@ class CouplingSettings:
     """How every coupling of the image model is built: its s/t ResNet (``hidden`` feature maps at the
     first scale, doubled at each later one; ``n_blocks`` residual blocks; ``norm`` inside), the learned
     tanh scale's start, and the batch norm that follows it (``bn_momentum``; none if not ``batch_norm``).
+    With ``n_classes`` every s/t network also sees the example's class label as ``embed`` learned
+    channels (``ContextResNet``): a class-conditional model.
 
     Example:
         >>> layers = CouplingSettings(hidden=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
@@ -66,9 +68,14 @@ class CouplingSettings:
     scale_init: float = 1.0
     batch_norm: bool = True
     bn_momentum: float = 0.005
+    n_classes: int = 0
+    embed: int = 8
 
-    def net(self, c_in: int, c_out: int, scale: int) -> ResNet:
+    def net(self, c_in: int, c_out: int, scale: int) -> ResNet | ContextResNet:
         """The s/t network of a coupling at ``scale`` (0 = finest): ``c_in`` -> ``c_out`` channels."""
+        if self.n_classes:
+            return ContextResNet(c_in, c_out, self.n_classes, self.embed, self.hidden * 2**scale, self.n_blocks,
+                                 self.norm, self.checkpoint)
         return ResNet(c_in, c_out, self.hidden * 2**scale, self.n_blocks, self.norm, self.checkpoint)
 
     def with_norm(self, layer: Bijector, channels: int) -> list[Bijector]:
@@ -127,6 +134,8 @@ def build_image_flow(
     logit_alpha: float = 0.05,
     checkpoint: bool = False,
     scale_init: float = 1.0,
+    n_classes: int = 0,
+    embed: int = 8,
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
@@ -142,17 +151,25 @@ def build_image_flow(
         logit: "symmetric" or "paper" logit preprocessing with ``logit_alpha``, or "none".
         checkpoint: gradient checkpointing of the s/t networks.
         scale_init: starting value of every coupling's learned tanh scale.
+        n_classes: a class-conditional model ``p(x | y)``, labels ``0 .. n_classes - 1``: each s/t
+            ResNet sees the label's learned ``embed``-dimensional embedding as extra channels.
 
     Example:
         >>> flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1)
         >>> flow.sample(2).shape
         torch.Size([2, 1, 4, 4])
+        >>> conditional = build_image_flow((1, 4, 4), hidden=4, n_blocks=1, n_classes=10)
+        >>> conditional.sample(2, context=torch.tensor([3, 7])).shape
+        torch.Size([2, 1, 4, 4])
     """
     _check_shape(event_shape, n_scales)
-    settings = CouplingSettings(hidden, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum)
+    if n_classes < 0 or (n_classes and embed < 1):
+        raise ValueError(f"n_classes must be >= 0 and embed >= 1, got {n_classes} and {embed}")
+    settings = CouplingSettings(hidden, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum, n_classes,
+                                embed)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
-    return Flow(Chain(first + [scales]), tuple(event_shape))
+    return Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)
 
 
 def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor:

@@ -7,7 +7,7 @@ import torch
 from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, Standardize, Whiten
 from realnvp.bijectors.masks import alternating_mask, half_mask, random_mask
 from realnvp.flow import Flow
-from realnvp.nets import MLP
+from realnvp.nets import MLP, ContextMLP
 
 MASKS = ("alternating", "half", "random")
 
@@ -23,6 +23,7 @@ def build_vector_flow(
     scale: torch.Tensor | None = None,
     mask_seed: int = 0,
     scale_init: float = 1.0,
+    context_size: int = 0,
 ) -> Flow:
     """A vector Real NVP: ``[Standardize] -> (coupling [-> batch norm]) x n_couplings``.
 
@@ -39,11 +40,16 @@ def build_vector_flow(
             untrained flow is the full-covariance Gaussian of the training rows.
         scale_init: starting value of each coupling's learned tanh scale (the bound on ``|s|`` until
             training grows it); 2-D toys with thin structure train faster from 2 than from 1.
+        context_size: a conditional flow ``p(x | c)`` on that many real context features: every
+            conditioner MLP sees ``[x_a, c]`` (``ContextMLP``); ``log_prob``/``sample`` take ``context=``.
 
     Example:
         >>> flow = build_vector_flow(dim=5, n_couplings=6, hidden=(32,), mask="random")
         >>> flow.sample(4).shape
         torch.Size([4, 5])
+        >>> conditional = build_vector_flow(dim=2, hidden=(16,), context_size=1)
+        >>> conditional.log_prob(torch.zeros(3, 2), context=torch.ones(3, 1)).shape
+        torch.Size([3])
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {', '.join(MASKS)}")
@@ -61,7 +67,9 @@ def build_vector_flow(
             random_layer_mask = random_mask(dim, generator) if i % 2 == 0 else ~random_layer_mask
             m = random_layer_mask
         n_pass = int(m.sum())
-        layers.append(AffineCoupling(m, MLP(n_pass, 2 * (dim - n_pass), hidden), scale_init=scale_init))
+        net = (ContextMLP(n_pass, context_size, 2 * (dim - n_pass), hidden) if context_size
+               else MLP(n_pass, 2 * (dim - n_pass), hidden))
+        layers.append(AffineCoupling(m, net, scale_init=scale_init))
         if batch_norm and i < n_couplings - 1:
             layers.append(BatchNormFlow((dim,), momentum=bn_momentum, batch_gradient=True))
-    return Flow(Chain(layers), (dim,))
+    return Flow(Chain(layers), (dim,), context_size=context_size)
