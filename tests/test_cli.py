@@ -104,7 +104,7 @@ def test_user_vectors_5d_end_to_end(tmp_path):
     np.save(tmp_path / "mine.npy", data)
     run = tmp_path / "mine"
     assert main(["train", "vector", "--data", str(tmp_path / "mine.npy"), "--out", str(run), "--steps", "40",
-                 "--set", "model.hidden=32", "--set", "model.n_couplings=4", "--set", "train.eval_every=20",
+                 "--set", "model.hidden=32", "--set", "model.n_couplings=2", "--set", "train.eval_every=20",
                  "--quiet", "--no-pictures"]) == 0
     metrics = json.loads((run / "evaluation.json").read_text())
     assert metrics["dim"] == 5 and metrics["n_test"] == 300
