@@ -8,10 +8,22 @@ from torch import Tensor
 
 from realnvp.bijectors.base import Bijector
 
-try:
-    from torch.distributed.nn.functional import all_reduce
-except ImportError:  # pragma: no cover - a torch built without distributed support never has a process group
-    all_reduce = None
+
+class _SumOverRanks(torch.autograd.Function):
+    """A tensor summed over all ranks; its gradient is the sum of the ranks' gradients (what the
+    deprecated ``torch.distributed.nn.functional.all_reduce`` did, without its warning on every call)."""
+
+    @staticmethod
+    def forward(ctx: object, x: Tensor) -> Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
 
 
 def global_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
@@ -28,8 +40,8 @@ def global_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return mean, ((x - mean) ** 2).mean(dim=dims, keepdim=True)
     world = dist.get_world_size()  # equal shares per rank, so the mean of the ranks' means is the global mean
-    mean = all_reduce(mean) / world
-    return mean, all_reduce(((x - mean) ** 2).mean(dim=dims, keepdim=True)) / world
+    mean = _SumOverRanks.apply(mean) / world
+    return mean, _SumOverRanks.apply(((x - mean) ** 2).mean(dim=dims, keepdim=True)) / world
 
 
 class BatchNormFlow(Bijector):

@@ -20,8 +20,7 @@ from realnvp.evaluation.metrics import bits_per_dim, mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
-from realnvp.training.distributed import DistInfo, local_slice, mean_over_ranks
-from realnvp.training.distributed import setup as setup_distributed
+from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_decides
 from realnvp.training.guard import NonFiniteGuard
 from realnvp.training.logs import MetricsLogger, Progress, metrics_logger
 from realnvp.training.preflight import check_fits
@@ -48,27 +47,6 @@ class TrainResult:
     dist: DistInfo  # which rank this process was; only rank 0 should write pictures and metrics
 
 
-def resolve_device(name: str) -> torch.device:
-    """``train.device`` as a ``torch.device``: "auto" picks CUDA when present; asking for a missing GPU
-    or an unknown device is a ``UserError``.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-        >>> resolve_device("tpu")
-        Traceback (most recent call last):
-        ...
-        realnvp.errors.UserError: unknown device 'tpu'; expected auto, cpu or cuda
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available (use --device cpu)")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"unknown device {name!r}; expected auto, cpu or cuda")
-    return torch.device(name)
-
-
 @training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
           log: Any = print) -> TrainResult:
@@ -89,7 +67,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     """
     check_settings(cfg)
     t = cfg.train
-    device, info = _join(t.device)
+    device, info = join(t.device)
     data = _Data.load(cfg, device)
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
@@ -98,7 +76,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     log_every = t.log_every or max(1, t.steps // 50)
     stop_reason = f"reached {t.steps} steps"
     start = time.perf_counter() - job.elapsed
-    out_of_time = _budget_used(job.elapsed, t.time_budget, info)
+    out_of_time = job.out_of_time()
     try:
         while job.step < t.steps:
             if out_of_time:
@@ -111,7 +89,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 _roll_back(job, display, batch, job.step)
                 continue
             job.count(nll, time.perf_counter() - start)
-            out_of_time = _budget_used(job.elapsed, t.time_budget, info)
+            out_of_time = job.out_of_time()
             if job.step % log_every == 0:
                 display.running(job.running_record())
             if job.step % t.eval_every == 0 or job.step == t.steps or out_of_time:
@@ -219,6 +197,11 @@ class _Job:
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.train.lr * lr_factor(self.step, self.cfg) * self.guard.lr_scale
 
+    def out_of_time(self) -> bool:
+        """Whether ``train.time_budget`` is spent; under DDP rank 0's clock decides for every rank."""
+        budget = self.cfg.train.time_budget
+        return budget > 0 and rank0_decides(self.elapsed >= budget, self.info)
+
     def local(self, batch: torch.Tensor) -> torch.Tensor:
         """This rank's share of the global batch, in the memory layout the model runs fastest with."""
         return local_slice(batch, self.info).contiguous(memory_format=self.memory_format)
@@ -252,15 +235,6 @@ class _RunningMean:
         value = mean_over_ranks(self.total / self.count).item()
         self.reset()
         return value
-
-
-def _join(device_name: str) -> tuple[torch.device, DistInfo]:
-    """The training device and, under ``torchrun``, this process's place in the process group."""
-    device = resolve_device(device_name)
-    info = setup_distributed(device)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    return device, info
 
 
 def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ...], info: DistInfo,
@@ -318,8 +292,9 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
     memory_format = (torch.channels_last if device.type == "cuda" and len(data.event_shape) == 3
                      else torch.contiguous_format)  # preserve_format: a RuntimeError in .contiguous()
     flow.to(memory_format=memory_format)
-    # DDP hooks ``forward``, so ``train_step`` calls the model and adds the base density itself.
-    model = torch.nn.parallel.DistributedDataParallel(flow, broadcast_buffers=False) if info.enabled else flow
+    # DDP hooks ``forward``, so ``train_step`` calls the model and adds the base density itself. Under
+    # DDP every batch norm (the s/t ResNets' too) uses the global batch's statistics.
+    model = data_parallel(flow) if info.enabled else flow
     model = CompiledOrEager(model, log) if t.compile else model
     flow.train()
     metrics_log = metrics_logger(t.tensorboard and info.is_main, run.path)
@@ -398,15 +373,3 @@ def _finish(job: _Job, stop_reason: str) -> TrainResult:
     best = load_checkpoint(job.run / BEST)
     job.flow.load_state_dict(best["model"])
     return TrainResult(job.flow.eval(), job.step, stop_reason, job.best_val, job.info)
-
-
-def _budget_used(elapsed: float, budget: float, info: DistInfo) -> bool:
-    """Whether the time budget is spent; under DDP rank 0's clock decides for everyone, so all ranks
-    stop at the same step."""
-    if budget <= 0:
-        return False
-    on_gpu = info.enabled and torch.distributed.get_backend() == "nccl"
-    used = torch.tensor(float(elapsed >= budget), device=f"cuda:{info.local_rank}" if on_gpu else "cpu")
-    if info.enabled:
-        torch.distributed.broadcast(used, src=0)
-    return bool(used.item())
