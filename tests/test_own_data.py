@@ -200,7 +200,7 @@ def test_defaults_reach_the_entropy_of_a_smooth_2d_density(tmp_path):
                  "--out", str(run), "--no-pictures", "--quiet", "--time-budget", "0"]) == 0
     entropy = -banana_log_prob(banana(400_000, 2)).mean()
     test = np.load(tmp_path / "test.npy")
-    gap = np.mean(banana_log_prob(test) + load(run).log_prob(torch.from_numpy(test)).double().numpy())
+    gap = np.mean(banana_log_prob(test) + load(run).log_prob(torch.from_numpy(test)).double().detach().numpy())
     val = [r["val_nll"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val_nll" in r]
     assert max(b - a for a, b in zip(val, val[1:])) < 0.1  # no jump between evaluations
     nll = json.loads((run / "evaluation.json").read_text())["test_nll_nats"]
