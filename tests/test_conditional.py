@@ -113,3 +113,130 @@ def test_an_unconditional_flow_ignores_nothing_and_keeps_its_outputs():
     z, log_det = flow(x)
     torch.testing.assert_close(flow.chain(x)[0], z)
     assert not flow.conditional and flow.as_context(None, 5) is None
+
+
+# --- The CLI, end to end -----------------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from tiny import TINY, TINY_DIGITS, cli_settings  # noqa: E402
+
+from realnvp import load  # noqa: E402
+from realnvp.cli import main  # noqa: E402
+from realnvp.data import load_splits  # noqa: E402
+from realnvp.data.rotated import rotated_moons, rotated_moons_log_density  # noqa: E402
+from realnvp.evaluation.scoring import score  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cond_digits(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cond") / "digits"
+    assert main(["train", "digits-cond", "--out", str(out), "--steps", "30", "--quiet",
+                 *cli_settings(TINY_DIGITS)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def cond_moons(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cond") / "rotated"
+    assert main(["train", "moons-rotated", "--out", str(out), "--steps", "60", "--quiet", *cli_settings(TINY)]) == 0
+    return out
+
+
+def test_conditional_digits_train_evaluate_and_pictures(cond_digits, capsys):
+    cfg = json.loads((cond_digits / "config.json").read_text())
+    assert cfg["model"]["conditional"] and cfg["model"]["n_context"] == 10
+    assert (cond_digits / "classes.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["evaluate", str(cond_digits), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["conditional_on"] == "class label" and 1.0 < metrics["bits_per_dim"] < 6.0
+    flow = load(cond_digits)  # evaluate's bits/dim is the mean of log p(x | y) over the test labels
+    splits = load_splits(load_splits.__globals__["DataConfig"](name="digits"), labels=True)
+    wrong = np.roll(splits.test_c, 1)  # the same images scored with other labels: a different number
+    from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
+    nll_wrong, _ = dequantized_nll(flow, torch.from_numpy(splits.test), 17, draws=2, labels=wrong)
+    assert bits_per_dim(nll_wrong, 64, 17) != pytest.approx(metrics["bits_per_dim"], abs=1e-6)
+
+
+def test_sample_one_class_or_one_row_per_class(cond_digits, tmp_path):
+    assert main(["sample", str(cond_digits), "--class", "3", "-n", "12", "-o", str(tmp_path / "t.npy"),
+                 "--quiet"]) == 0
+    assert np.load(tmp_path / "t.npy").shape == (12, 1, 8, 8)
+    assert main(["sample", str(cond_digits), "-n", "25", "-o", str(tmp_path / "all.npy"), "--quiet"]) == 0
+    assert np.load(tmp_path / "all.npy").shape == (30, 1, 8, 8)  # 3 per class, rounded up to full rows
+    assert main(["sample", str(cond_digits), "-n", "20", "-o", str(tmp_path / "grid.png"), "--quiet"]) == 0
+    width, height = Image.open(tmp_path / "grid.png").size
+    assert height > 4 * width  # 10 rows (one per class) of 2 samples
+
+
+@pytest.mark.parametrize("argv, words", [(["--class", "10"], "0..9"), (["--context", "1"], "takes --class")])
+def test_bad_class_requests_are_one_line_errors(cond_digits, tmp_path, capsys, argv, words):
+    assert main(["sample", str(cond_digits), *argv, "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_class_on_an_unconditional_run_is_a_one_line_error(tiny_moons, tmp_path, capsys):
+    assert main(["sample", str(tiny_moons), "--class", "1", "-o", str(tmp_path / "x.png")]) == 2
+    assert "not conditional" in capsys.readouterr().err
+
+
+def test_score_takes_labels_from_an_npz_and_matches_evaluate(cond_digits, tmp_path, capsys):
+    splits = load_splits(load_splits.__globals__["DataConfig"](name="digits"), labels=True)
+    np.savez(tmp_path / "test.npz", x=splits.test[:, 0], y=splits.test_c)
+    assert main(["score", str(cond_digits), str(tmp_path / "test.npz"), "-o", str(tmp_path / "s.csv"),
+                 "--json", "--quiet"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    evaluated = json.loads((cond_digits / "evaluation.json").read_text())
+    assert stats["bits_per_dim_mean"] == pytest.approx(evaluated["bits_per_dim"], abs=1e-6)
+    np.savez(tmp_path / "nolabels.npz", x=splits.test)
+    assert main(["score", str(cond_digits), str(tmp_path / "nolabels.npz"), "-o", str(tmp_path / "s.csv")]) == 2
+    assert "x and y" in capsys.readouterr().err
+
+
+def test_conditional_vectors_train_sample_score_and_evaluate(cond_moons, tmp_path, capsys):
+    assert {p.name for p in cond_moons.iterdir()} >= {"samples.png", "contexts.png", "evaluation.json"}
+    evaluated = json.loads((cond_moons / "evaluation.json").read_text())
+    assert evaluated["conditional_on"] == "columns [2]" and evaluated["dim"] == 2
+    assert main(["sample", str(cond_moons), "--context", "1.2", "-n", "50", "-o", str(tmp_path / "s.npy"),
+                 "--quiet"]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (50, 2)
+    assert main(["sample", str(cond_moons), "-o", str(tmp_path / "s.png")]) == 2
+    assert "--context" in capsys.readouterr().err
+    rows = rotated_moons(40, np.random.RandomState(7))
+    np.savetxt(tmp_path / "rows.csv", rows, delimiter=",")
+    assert main(["score", str(cond_moons), str(tmp_path / "rows.csv"), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    flow = load(cond_moons)
+    expected = flow.log_prob(torch.from_numpy(rows[:, :2]).float(), context=torch.from_numpy(rows[:, 2:]).float())
+    np.testing.assert_allclose(score(cond_moons, tmp_path / "rows.csv")["log_likelihood_nats"], expected.detach(),
+                               rtol=1e-5)
+    assert main(["evaluate", str(cond_moons), "--data", str(tmp_path / "rows.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_nll_nats"] == pytest.approx(-expected.mean().item(), rel=1e-5)
+
+
+def test_context_columns_flag_on_a_users_table(tmp_path, capsys):
+    rows = rotated_moons(600, np.random.RandomState(0))
+    table = np.concatenate([rows[:, 2:], rows[:, :2]], 1)  # the context first this time
+    np.save(tmp_path / "t.npy", table.astype(np.float32))
+    out = tmp_path / "run"
+    assert main(["train", "vector", "--data", str(tmp_path / "t.npy"), "--context-columns", "0", "--out", str(out),
+                 "--steps", "20", "--quiet", "--no-pictures", "--set", "model.hidden=8"]) == 0
+    flow = load(out)
+    assert flow.context_size == 1 and flow.event_shape == (2,)
+    assert flow.context_loc.item() == pytest.approx(float(table[:, 0].mean()), abs=0.2)  # standardised context
+    assert main(["train", "vector", "--data", str(tmp_path / "t.npy"), "--context-columns", "5", "--out",
+                 str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "column 5" in capsys.readouterr().err
+
+
+def test_rotated_moons_log_density_is_normalised_for_every_angle():
+    xs = np.linspace(-2.5, 2.5, 301)
+    points = np.stack([a.ravel() for a in np.meshgrid(xs, xs)], 1)
+    for theta in (0.0, 1.0, 2.5):
+        mass = np.exp(rotated_moons_log_density(points, np.full(len(points), theta), grid=400)).sum()
+        assert mass * (xs[1] - xs[0]) ** 2 == pytest.approx(1.0, abs=2e-3)

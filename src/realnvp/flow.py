@@ -53,6 +53,24 @@ class Flow(nn.Module):
         self.event_shape = tuple(event_shape)
         self.context_size = int(context_size)
         self.n_classes = int(n_classes)
+        if context_size:  # real contexts are standardised with the training contexts' moments (fit_context)
+            self.register_buffer("context_loc", torch.zeros(context_size))
+            self.register_buffer("context_scale", torch.ones(context_size))
+
+    def fit_context(self, contexts: Tensor | np.ndarray) -> None:
+        """Standardise real contexts with the mean and std of ``contexts`` (the training rows'
+        ``[N, context_size]``) before every conditioner sees them, as ``Standardize`` does for ``x``.
+
+        Example:
+            >>> from realnvp.models import build_vector_flow
+            >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,), context_size=1)
+            >>> flow.fit_context(np.array([[1000.0], [3000.0]]))
+            >>> flow.context_loc.tolist(), round(flow.context_scale.item(), 1)
+            ([2000.0], 1414.2)
+        """
+        c = torch.as_tensor(np.asarray(contexts) if not isinstance(contexts, Tensor) else contexts).double()
+        self.context_loc.copy_(c.mean(0))
+        self.context_scale.copy_(c.std(0).nan_to_num(1.0).clamp_min(1e-6))
 
     @property
     def conditional(self) -> bool:
@@ -149,9 +167,13 @@ class Flow(nn.Module):
             raise ValueError(f"expected a context of shape [{k}] or [{n}, {k}], got {tuple(c.shape)}")
         return c
 
+    def _prepared(self, c: Tensor | None) -> Tensor | None:
+        """A checked context as the conditioners take it: real features standardised (``fit_context``)."""
+        return (c - self.context_loc) / self.context_scale if c is not None and self.context_size else c
+
     def _run(self, x: Tensor, context: Tensor | None, inverse: bool = False) -> tuple[Tensor, Tensor]:
         """The chain on a checked batch, with ``context`` converted to a batch (see ``as_context``)."""
-        c = self.as_context(context, len(x))
+        c = self._prepared(self.as_context(context, len(x)))
         if c is None:
             return self.chain.inverse(x) if inverse else self.chain(x)
         return self.chain.inverse(x, context=c) if inverse else self.chain(x, context=c)
@@ -254,7 +276,7 @@ class Flow(nn.Module):
             [('chain.layers.1', 'AffineCoupling'), ('chain.layers.0', 'AffineCoupling')]
         """
         self._check_shape(x)
-        c = self.as_context(context, len(x))
+        c = self._prepared(self.as_context(context, len(x)))
         return self.chain.trace(x, inverse, "chain") if c is None else self.chain.trace(x, inverse, "chain", context=c)
 
     def scale_penalty(self) -> Tensor:

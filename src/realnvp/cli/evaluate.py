@@ -18,6 +18,7 @@ from realnvp.data import load_splits
 from realnvp.data.splits import read_held_out
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_nll
+from realnvp.evaluation.conditional import read_with_context
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run, mean_nll
 from realnvp.rundir import RunDir
 
@@ -38,15 +39,19 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
     """
     flow, cfg, state = RunDir(run).load_flow("best")
     splits = load_splits(cfg.data)
-    x = read_held_out(path, flow.event_shape, splits.n_levels, cfg.data.image_size)
+    c = None  # a conditional run's file holds each example's context too (evaluation/conditional.py)
+    if flow.conditional:
+        x, c = read_with_context(path, flow, splits.n_levels, cfg.data.context_columns)
+    else:
+        x = read_held_out(path, flow.event_shape, splits.n_levels, cfg.data.image_size)
     metrics: dict[str, Any] = {"run": str(run), "data": str(path), "dim": flow.event_size, "n_test": len(x)}
     if splits.n_levels:
-        nll, bound = dequantized_nll(flow, torch.from_numpy(x), splits.n_levels, cfg.data.test_draws)
+        nll, bound = dequantized_nll(flow, torch.from_numpy(x), splits.n_levels, cfg.data.test_draws, labels=c)
         metrics.update(bits_per_dim=bits_per_dim(nll, flow.event_size, splits.n_levels),
                        bits_per_dim_iw=bits_per_dim(bound, flow.event_size, splits.n_levels))
     else:
         ref = next(flow.parameters())
-        nll = mean_nll(flow, torch.from_numpy(x).to(ref.device))
+        nll = mean_nll(flow, torch.from_numpy(x).to(ref.device), context=c)
         metrics[BASELINE] = gaussian_nll(splits.train, x)
     metrics.update(test_nll_nats=nll, test_nll_nats_per_dim=nll / flow.event_size, best_step=int(state["step"]))
     return metrics

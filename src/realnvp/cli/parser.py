@@ -34,7 +34,10 @@ SAMPLE_EXAMPLES = """examples:
   realnvp sample runs/moons -o samples.png                     # 2000 samples beside the training data
   realnvp sample runs/moons -n 500 --temperature 0.7 -o s.npy  # the array [n, D]
   realnvp sample runs/digits --temperature 0.7 -o grid.png     # image runs: a grid (64 by default)
-  realnvp sample runs/digits -n 1000 -o pixels.npy --quiet     # integer pixels [n, C, H, W]"""
+  realnvp sample runs/digits -n 1000 -o pixels.npy --quiet     # integer pixels [n, C, H, W]
+  realnvp sample runs/digits-cond --class 3 -n 64 -o threes.png  # a conditional run: one class
+  realnvp sample runs/digits-cond -o classes.png               # ... or a grid with one row per class
+  realnvp sample runs/rotated --context 1.2 -o s.png           # vectors given their context columns"""
 ANIMATE_EXAMPLES = """examples:
   realnvp animate runs/moons -o layers.gif          # base samples bent into the moons, layer by layer
   realnvp animate runs/moons -n 3000 -o layers.mp4  # .mp4 needs ffmpeg
@@ -91,6 +94,8 @@ def _train(sub: argparse._SubParsersAction) -> None:
                    "with an image preset: the dataset's folder or an .npz with x_train and x_test")
     p.add_argument("--test-data", help="a held-out file (or image folder) as the test split, instead of "
                    "splitting --data")
+    p.add_argument("--context-columns", metavar="I,J", help="a conditional model of a table: these columns "
+                   "(0-based) are the context, the flow models the others given them (data.context_columns)")
     p.add_argument("--steps", type=int, help="training steps (train.steps)")
     p.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
     p.add_argument("--seed", type=int, help="model initialisation and batch-order seed")
@@ -115,6 +120,10 @@ def _looking(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("-n", type=int, help="number of samples (default 2000; 64 for image runs)")
     p.add_argument("--temperature", type=float, default=1.0, help="base std multiplier (default 1.0)")
+    p.add_argument("--class", type=int, dest="class_", metavar="K", help="class-conditional runs: samples of "
+                   "class K (default: a grid with one row per class, -n split between the classes)")
+    p.add_argument("--context", metavar="V,...", help="conditional vector runs: the context values (one per "
+                   "context column) every sample is drawn given")
     p.add_argument("-o", "--output", required=True, help=".png picture or .npy array")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="print nothing on success")

@@ -16,6 +16,7 @@ from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.rundir import RunDir, atomic_write_bytes
+from realnvp.viz.conditional import class_grid, nearest_rows
 from realnvp.viz.images import grid, save_png
 from realnvp.viz.plots import data_and_samples
 
@@ -27,12 +28,45 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _sample_images(flow: Flow, n_levels: int, args: argparse.Namespace, out: Path) -> None:
-    """An image run's samples: a PNG grid, or integer pixels ``[n, C, H, W]`` in the data's levels."""
-    y = flow.sample(args.n, temperature=args.temperature).clamp(0, 1).numpy()
+    """An image run's samples: a PNG grid, or integer pixels ``[n, C, H, W]`` in the data's levels. A
+    class-conditional run draws ``--class`` only, or one row per class (``-n`` split between them)."""
+    ncol = 0
+    if flow.n_classes and args.class_ is None:
+        ncol = -(-args.n // flow.n_classes)  # samples per class, rounded up: full rows
+        y = class_grid(flow, list(range(flow.n_classes)), ncol, args.temperature, args.seed)
+        args.n = len(y)
+    else:
+        y = flow.sample(args.n, temperature=args.temperature, context=args.class_).clamp(0, 1).numpy()
     if out.suffix.lower() == ".npy":
         _save_npy(out, np.minimum(np.floor(y * n_levels), n_levels - 1).astype(np.uint8))
     else:
-        save_png(grid(y, zoom=max(1, 64 // y.shape[2])), out)
+        save_png(grid(y, ncol=ncol, zoom=max(1, 64 // y.shape[2])), out)
+
+
+def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None:
+    """The context ``--class`` or ``--context`` names, checked against the run, or None (unconditional)."""
+    given = "--class" if args.class_ is not None else "--context" if args.context is not None else None
+    if not flow.conditional:
+        if given:
+            raise UserError(f"{given}: this run is not conditional (train with --set model.conditional=true "
+                            f"or --context-columns)")
+        return None
+    if flow.n_classes:
+        if args.context is not None:
+            raise UserError("--context is for conditional vector runs; a class-conditional run takes --class K")
+        if args.class_ is not None and not 0 <= args.class_ < flow.n_classes:
+            raise UserError(f"--class must be one of the run's classes 0..{flow.n_classes - 1}, got {args.class_}")
+        return args.class_
+    if args.context is None:
+        raise UserError(f"this run models its data given {flow.context_size} context value(s): pass --context "
+                        f"V{',V' * (flow.context_size - 1)}")
+    try:
+        values = np.array([float(v) for v in args.context.split(",") if v.strip()], np.float32)
+    except ValueError:
+        raise UserError(f"--context expects comma-separated numbers, got {args.context!r}") from None
+    if len(values) != flow.context_size or not np.isfinite(values).all():
+        raise UserError(f"--context needs {flow.context_size} finite number(s), got {args.context!r}")
+    return values
 
 
 def run(args: argparse.Namespace) -> None:
@@ -52,17 +86,22 @@ def run(args: argparse.Namespace) -> None:
     if not (0 <= args.temperature <= 10):
         raise UserError(f"--temperature must be between 0 and 10, got {args.temperature}")
     flow, cfg, state = RunDir(args.run).load_flow()
+    context = _context_of(flow, args)
     torch.manual_seed(args.seed)
     is_image = len(flow.event_shape) == 3
     args.n = args.n or (64 if is_image else 2000)
     if is_image:
         _sample_images(flow, int(state.get("n_levels") or 256), args, out)
     else:
-        samples = flow.sample(args.n, temperature=args.temperature).numpy()
+        samples = flow.sample(args.n, temperature=args.temperature, context=context).numpy()
         if out.suffix.lower() == ".npy":
             _save_npy(out, samples)
         else:
-            data = load_splits(cfg.data).train
-            data_and_samples(data[: args.n], samples, out, title=f"temperature {args.temperature:g}")
+            splits = load_splits(cfg.data)
+            data, title = splits.train[: args.n], f"temperature {args.temperature:g}"
+            if context is not None:  # beside the training rows whose context is nearest the one asked for
+                data = splits.train[nearest_rows(splits.train_c, context, args.n)]
+                title += f", context {', '.join(f'{v:g}' for v in context)}"
+            data_and_samples(data, samples, out, title=title)
     if not args.quiet:
         print(f"wrote {args.n} samples to {out}", file=sys.stderr)

@@ -30,7 +30,8 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     if args.data:  # an image preset reads its dataset from the path; anything else reads vectors
         image = load_config(args.config or "vector", overrides).data.name in IMAGE_DATASETS
         overrides += ([] if image else ["data.name=file"]) + [f"data.path={args.data}"]
-    for flag, key in ((args.test_data, "data.test_path"), (args.steps, "train.steps"),
+    for flag, key in ((args.test_data, "data.test_path"), (args.context_columns, "data.context_columns"),
+                      (args.steps, "train.steps"),
                       (args.time_budget, "train.time_budget"),
                       (args.seed, "train.seed"), (args.device, "train.device")):
         if flag is not None:

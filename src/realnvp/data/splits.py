@@ -11,6 +11,8 @@ import numpy as np
 from realnvp.config import DataConfig
 from realnvp.data.image_files import read_pixel_file, to_nchw
 from realnvp.data.images import IMAGE_DATASETS, check_levels, load_images, read_image_folder
+from realnvp.data.labels import image_labels, n_classes_of, split_columns
+from realnvp.data.rotated import CONTEXT_TOYS, make_context_toy
 from realnvp.data.toy import TOY_DENSITIES, make_toy
 from realnvp.data.vectors import read_vectors
 from realnvp.errors import UserError
@@ -30,13 +32,20 @@ class Splits:
     val: np.ndarray
     test: np.ndarray
     n_levels: int = 0  # images: pixels are integers 0 .. n_levels - 1 (dequantized per batch); 0 for vectors
+    # Conditional models: each row's context, aligned with the rows: class labels (int64 [N]) of images,
+    # or the table's data.context_columns ([N, k]); None without a context.
+    train_c: np.ndarray | None = None
+    val_c: np.ndarray | None = None
+    test_c: np.ndarray | None = None
+    n_classes: int = 0  # images with labels: the number of classes
 
 
-def load_splits(cfg: DataConfig) -> Splits:
+def load_splits(cfg: DataConfig, labels: bool = False) -> Splits:
     """Toy sets draw train and test independently (seeds ``seed`` and ``seed + 1``, as in the moons
     protocol); files are split by a seeded permutation. Validation comes out of the training split.
     With ``test_path`` that file (or image folder) is the test split: a vector file then trains on
-    every row, an image set on its usual training split.
+    every row, an image set on its usual training split. Contexts (``train_c``, ...): an image set's
+    class labels with ``labels=True``; a table's ``data.context_columns``, split off its rows.
 
     Example:
         >>> splits = load_splits(DataConfig(name="moons", n_train=1000, n_test=500))
@@ -54,6 +63,9 @@ def load_splits(cfg: DataConfig) -> Splits:
     elif cfg.name in TOY_DENSITIES:
         train = make_toy(cfg.name, cfg.n_train, cfg.seed, cfg.noise)
         test = make_toy(cfg.name, cfg.n_test, cfg.seed + 1, cfg.noise)
+    elif cfg.name in CONTEXT_TOYS:
+        train = make_context_toy(cfg.name, cfg.n_train, cfg.seed, cfg.noise)
+        test = make_context_toy(cfg.name, cfg.n_test, cfg.seed + 1, cfg.noise)
     elif cfg.name == "file":
         if not cfg.path:
             raise UserError("data.name is 'file' but no data.path was given (use --data FILE)")
@@ -67,11 +79,38 @@ def load_splits(cfg: DataConfig) -> Splits:
             n_test = max(1, int(round(cfg.test_fraction * len(table))))
             test, train = table[order[:n_test]], table[order[n_test:]]
     else:
-        raise UserError(f"unknown dataset {cfg.name!r}; known: {', '.join(TOY_DENSITIES)}, file, "
-                        f"{', '.join(IMAGE_DATASETS)}")
+        raise UserError(f"unknown dataset {cfg.name!r}; known: {', '.join([*TOY_DENSITIES, *CONTEXT_TOYS])}, "
+                        f"file, {', '.join(IMAGE_DATASETS)}")
+    (train, train_c), (test, test_c) = _contexts(cfg, train, test, n_levels, labels)
     n_val = int(round(cfg.val_fraction * len(train)))
     order = np.random.RandomState(cfg.seed + 2).permutation(len(train))
-    return Splits(train=train[order[n_val:]], val=train[order[:n_val]], test=test, n_levels=n_levels)
+    splits = Splits(train=train[order[n_val:]], val=train[order[:n_val]], test=test, n_levels=n_levels)
+    if train_c is not None:
+        splits.train_c, splits.val_c, splits.test_c = train_c[order[n_val:]], train_c[order[:n_val]], test_c
+        splits.n_classes = n_classes_of(train_c, test_c) if n_levels else 0
+    return splits
+
+
+def _contexts(cfg: DataConfig, train: np.ndarray, test: np.ndarray, n_levels: int,
+              labels: bool) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
+    """``((train, train context), (test, test context))``: an image set's class labels (``labels``), a
+    table's ``data.context_columns`` split off, or no context."""
+    if n_levels and cfg.context_columns:
+        raise UserError("data.context_columns is for tables of vectors; an image set's context is its class "
+                        "labels (--set model.conditional=true)")
+    if cfg.context_columns:
+        where = cfg.path or cfg.name
+        return split_columns(train, cfg.context_columns, where), split_columns(test, cfg.context_columns, where)
+    if not (labels and n_levels):
+        return (train, None), (test, None)
+    if cfg.test_path:
+        raise UserError("a conditional image run takes its test labels from the dataset; data.test_path "
+                        "(images without labels) cannot be its test split")
+    train_c, test_c = image_labels(cfg)
+    for name, x, y in (("training", train, train_c), ("test", test, test_c)):
+        if len(x) != len(y):
+            raise UserError(f"{cfg.path or cfg.name}: {len(x)} {name} images but {len(y)} class labels")
+    return (train, train_c), (test, test_c)
 
 
 def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, image_size: int = 0) -> np.ndarray:

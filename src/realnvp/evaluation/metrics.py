@@ -24,10 +24,12 @@ def _chunk(flow: Flow, batch_size: int | None) -> int:
 
 
 @torch.inference_mode()
-def log_prob_in_chunks(flow: Flow, x: torch.Tensor | np.ndarray, batch_size: int | None = None) -> torch.Tensor:
+def log_prob_in_chunks(flow: Flow, x: torch.Tensor | np.ndarray, batch_size: int | None = None,
+                       context: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
     """``log p(x)`` of every example in nats, float64 ``[N]`` on the CPU, with the flow in eval mode and
     ``batch_size`` examples at a time (default: about 2^20 numbers a chunk). The one loop behind every
-    NLL, bits/dim and score; inputs are moved to the flow's device and dtype.
+    NLL, bits/dim and score; inputs are moved to the flow's device and dtype. A conditional flow
+    takes each example's ``context`` (``log p(x | c)``).
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -37,8 +39,10 @@ def log_prob_in_chunks(flow: Flow, x: torch.Tensor | np.ndarray, batch_size: int
     """
     flow.eval()
     x = torch.as_tensor(x)
+    c = None if context is None else torch.as_tensor(context)
     step = _chunk(flow, batch_size)
-    out = [flow.log_prob(x[i : i + step]).double().cpu() for i in range(0, len(x), step)]
+    out = [flow.log_prob(x[i : i + step], None if c is None else c[i : i + step]).double().cpu()
+           for i in range(0, len(x), step)]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
@@ -58,8 +62,10 @@ def seeded_dequantizations(images: torch.Tensor | np.ndarray, n_levels: int, dra
         yield (v + torch.from_numpy(rng.rand(*v.shape))) / n_levels
 
 
-def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> float:
-    """Mean negative log-likelihood per example in nats, in eval mode, over large batches.
+def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None,
+             context: torch.Tensor | np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood per example in nats, in eval mode, over large batches (given each
+    example's ``context`` for a conditional flow).
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -67,11 +73,12 @@ def mean_nll(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> floa
         >>> round(mean_nll(flow, torch.zeros(10, 2)), 4)  # log(2 pi) at the mode of a 2-D standard normal
         1.8379
     """
-    return -log_prob_in_chunks(flow, x, batch_size).sum().item() / max(len(x), 1)
+    return -log_prob_in_chunks(flow, x, batch_size, context).sum().item() / max(len(x), 1)
 
 
 @torch.inference_mode()
-def inverse_max_abs_error(flow: Flow, x: torch.Tensor, batch_size: int | None = None) -> float:
+def inverse_max_abs_error(flow: Flow, x: torch.Tensor, batch_size: int | None = None,
+                          context: torch.Tensor | None = None) -> float:
     """``max |x - inverse(forward(x))|`` over ``x``: how exactly the flow inverts in practice.
 
     Example:
@@ -83,8 +90,8 @@ def inverse_max_abs_error(flow: Flow, x: torch.Tensor, batch_size: int | None = 
     worst = 0.0
     batch_size = _chunk(flow, batch_size)
     for i in range(0, len(x), batch_size):
-        chunk = x[i : i + batch_size]
-        error = (flow.inverse(flow(chunk)[0]) - chunk).abs().max().item()
+        chunk, c = x[i : i + batch_size], None if context is None else context[i : i + batch_size]
+        error = (flow.inverse(flow(chunk, c)[0], c) - chunk).abs().max().item()
         worst = max(worst, error) if math.isfinite(error) else math.inf  # max() would drop a NaN
     return worst
 
@@ -103,13 +110,14 @@ def bits_per_dim(nll_nats: float, n_dims: int, n_levels: int) -> float:
 
 
 def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int = 10,
-                    seed: int = 1) -> tuple[float, float]:
+                    seed: int = 1, labels: torch.Tensor | np.ndarray | None = None) -> tuple[float, float]:
     """``(mean NLL, K-sample bound)`` in nats per image of integer ``images`` ``[N, C, H, W]``.
 
     The mean averages ``-log p(y)`` over ``draws`` dequantizations ``y = (v + u) / n_levels``
     (``seeded_dequantizations``: noise from ``numpy.random.RandomState(seed)``, one ``[N, C, H, W]``
     draw after another). The bound is the importance-weighted ``-log mean_k p(y_k)`` per image,
     tighter than the mean, still an upper bound on the discrete NLL (up to ``D ln n_levels``).
+    A class-conditional flow takes each image's ``labels``.
 
     Example:
         >>> from realnvp.models import build_image_flow
@@ -123,7 +131,8 @@ def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int 
                         f"{tuple(images.shape[1:])}")
     if draws < 1:
         raise UserError(f"the number of dequantization draws must be at least 1, got {draws}")
-    log_p = torch.stack([log_prob_in_chunks(flow, y) for y in seeded_dequantizations(images, n_levels, draws, seed)])
+    log_p = torch.stack([log_prob_in_chunks(flow, y, context=labels)
+                         for y in seeded_dequantizations(images, n_levels, draws, seed)])
     iw = torch.logsumexp(log_p, dim=0) - math.log(draws)
     return -log_p.mean().item(), -iw.mean().item()
 
@@ -133,8 +142,9 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000
     ``train_limit`` images, one draw) and the inverse error on dequantized test images."""
     test, train = torch.from_numpy(splits.test), torch.from_numpy(splits.train[:train_limit])
     d, levels = flow.event_size, splits.n_levels
-    test_nll, test_iw = dequantized_nll(flow, test, levels, draws)
-    train_nll, _ = dequantized_nll(flow, train, levels, 1)
+    test_c, train_c = (None, None) if splits.test_c is None else (splits.test_c, splits.train_c[:train_limit])
+    test_nll, test_iw = dequantized_nll(flow, test, levels, draws, labels=test_c)
+    train_nll, _ = dequantized_nll(flow, train, levels, 1, labels=train_c)
     y = next(seeded_dequantizations(test[:1000], levels, 1)).to(flow.device, flow.dtype)
     return {
         "bits_per_dim": bits_per_dim(test_nll, d, levels),
@@ -145,7 +155,7 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000
         "test_nll_nats": test_nll,
         "train_nll_nats": train_nll,
         "test_nll_nats_per_dim": test_nll / d,
-        "inverse_max_abs_error": inverse_max_abs_error(flow, y),
+        "inverse_max_abs_error": inverse_max_abs_error(flow, y, context=None if test_c is None else test_c[:1000]),
     }
 
 
@@ -163,18 +173,19 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     run = RunDir(run_dir)
     flow, cfg, state = run.load_flow("best")
     last = load_checkpoint(run / CHECKPOINT) if (run / CHECKPOINT).exists() else state
-    splits = load_splits(cfg.data)
+    splits = load_splits(cfg.data, labels=cfg.model.conditional)
     if splits.n_levels:
         metrics = _image_metrics(flow, splits, cfg.data.test_draws)
     else:
         train_x, test_x = torch.from_numpy(splits.train), torch.from_numpy(splits.test)
-        test_nll = mean_nll(flow, test_x)
+        test_nll = mean_nll(flow, test_x, context=splits.test_c)
         # The full-covariance Gaussian of the training rows, scored on the same test rows (baselines.py).
         metrics = {"test_nll_nats": test_nll,
                    "baseline_gaussian_test_nll_nats": gaussian_nll(splits.train, splits.test),
-                   "train_nll_nats": mean_nll(flow, train_x),
+                   "train_nll_nats": mean_nll(flow, train_x, context=splits.train_c),
                    "test_nll_nats_per_dim": test_nll / flow.event_size,
-                   "inverse_max_abs_error": inverse_max_abs_error(flow, test_x)}
+                   "inverse_max_abs_error": inverse_max_abs_error(
+                       flow, test_x, context=None if splits.test_c is None else torch.from_numpy(splits.test_c))}
     return {
         "run": str(run.path),
         # The user's file or folder by its path (an .npz of any dataset too); a named dataset by its name.
@@ -182,6 +193,9 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
             cfg.data.path).suffix.lower() in (".npz", ".npy")) else cfg.data.name,
         "dim": flow.event_size,
         **metrics,
+        # Conditional runs: every NLL above is log p(x | context); say which context it was given.
+        **({"conditional_on": "class label" if splits.n_levels else f"columns {list(cfg.data.context_columns)}",
+            "n_context": cfg.model.n_context} if cfg.model.conditional else {}),
         "val_nll_nats": state["best_val_nll"] if math.isfinite(state["best_val_nll"]) else None,
         "n_params": flow.n_params(),
         "steps": int(last["step"]),

@@ -49,11 +49,13 @@ def _floating_state(module: nn.Module) -> list[tuple[str, Tensor]]:
     return [(n, t) for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
 
 
-def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = None) -> str:
+def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = None,
+             context: Tensor | None = None) -> str:
     """Why a training step went non-finite: a non-finite batch, a broken parameter (named with its
     layer), or the first layer whose output explodes on ``batch``. The re-run is on a copy in
     training mode, so batch norm sees the same statistics and the real model is untouched; buffers
     the failed step itself poisoned (batch-norm statistics) are taken from ``good_state`` there.
+    A conditional flow's batch comes with its ``context``.
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -78,7 +80,7 @@ def diagnose(flow: Flow, batch: Tensor, good_state: dict[str, Tensor] | None = N
             if buf.is_floating_point() and not bool(torch.isfinite(buf).all()) and good_state and name in good_state:
                 buf.copy_(good_state[name])
                 restored.append(name)
-    where = locate_blowup(probe, batch.detach())
+    where = locate_blowup(probe, batch.detach(), context=context)
     return where + (f" (non-finite statistics {', '.join(restored)} were restored for this re-run)"
                     if restored else "")
 
@@ -128,8 +130,8 @@ class NonFiniteGuard:
                       "optimizer": copy.deepcopy(self.optimizer.state_dict())}
         self.good_step, self.bad_steps = step, 0
 
-    def reject(self, batch: Tensor, step: int) -> int:
-        why = diagnose(self.flow, batch, self._good.get("model"))
+    def reject(self, batch: Tensor, step: int, context: Tensor | None = None) -> int:
+        why = diagnose(self.flow, batch, self._good.get("model"), context)
         self.bad_steps += 1
         if self.bad_steps > self.max_bad_steps:
             since = (f"the last good checkpoint (step {self.good_step})" if self.good_step else

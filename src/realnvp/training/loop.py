@@ -20,12 +20,13 @@ from realnvp.evaluation.metrics import bits_per_dim, mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
+from realnvp.training.context import settle_context
 from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_decides
 from realnvp.training.guard import NonFiniteGuard
 from realnvp.training.logs import MetricsLogger, Progress, metrics_logger
 from realnvp.training.preflight import check_fits
 from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
-from realnvp.training.step import CompiledOrEager, fetch_batch, lr_factor, make_optimizer, train_step
+from realnvp.training.step import CompiledOrEager, fetch_batch_and_context, lr_factor, make_optimizer, train_step
 
 
 @dataclass
@@ -83,10 +84,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 stop_reason = f"time budget of {t.time_budget:g} s used"
                 break
             job.set_lr()
-            batch = fetch_batch(data.train_x, t.batch_size, job.batches, data.levels, cfg.data.flip)
-            nll = train_step(job.flow, job.optimizer, job.local(batch), cfg, job.model, job.guard)
+            batch, context = fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, job.batches,
+                                                     data.levels, cfg.data.flip)
+            nll = train_step(job.flow, job.optimizer, job.local(batch), cfg, job.model, job.guard,
+                             None if context is None else local_slice(context, info))
             if nll is None:  # non-finite: rolled back to the last good state
-                _roll_back(job, display, batch, job.step)
+                _roll_back(job, display, batch, job.step, context)
                 continue
             job.count(nll, time.perf_counter() - start)
             out_of_time = job.out_of_time()
@@ -94,7 +97,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 display.running(job.running_record())
             if job.step % t.eval_every == 0 or job.step == t.steps or out_of_time:
                 if not job.guard.state_is_finite():  # never checkpoint a non-finite state
-                    _roll_back(job, display, batch, job.step - 1)
+                    _roll_back(job, display, batch, job.step - 1, context)
                     continue
                 display.evaluation(_evaluate_and_save(job), job.best_shown())
                 if t.patience > 0 and job.stale >= t.patience:
@@ -119,6 +122,8 @@ class _Data:
     levels: int  # pixel levels for images, 0 for vectors
     loc: torch.Tensor | None
     scale: torch.Tensor | None
+    train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
+    val_c: torch.Tensor | None = None
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -134,7 +139,8 @@ class _Data:
 
     @classmethod
     def load(cls, cfg: Config, device: torch.device) -> _Data:
-        splits = load_splits(cfg.data)
+        splits = load_splits(cfg.data, labels=cfg.model.conditional)
+        settle_context(cfg, splits)  # model.conditional and n_context, before the config is written
         train_x = torch.from_numpy(splits.train).to(device)
         val_x = torch.from_numpy(splits.val)
         loc = scale = None
@@ -144,7 +150,8 @@ class _Data:
             loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(splits.train))
         else:
             loc, scale = train_x.mean(0).cpu(), train_x.std(0).cpu().clamp_min(1e-6)
-        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale)
+        contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
+        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
 
 
 @dataclass
@@ -276,6 +283,8 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
     t = cfg.train
     torch.manual_seed(t.seed)
     flow = build_model(cfg.model, data.event_shape, data.loc, data.scale).to(device)
+    if data.train_c is not None and data.train_c.is_floating_point():  # context columns: standardised
+        flow.fit_context(data.train_c)
     optimizer = make_optimizer(flow, cfg)
     batches = torch.Generator(device=device).manual_seed(t.seed)
     counters: dict[str, Any] = {}
@@ -311,16 +320,17 @@ def _keep_baseline(job: _Job) -> None:
     validation set's own noise (on 24 validation rows a chance win often loses on the test rows)."""
     job.flow.eval()
     with torch.no_grad():
-        nll = -job.flow.log_prob(job.data.val_x).double()
+        nll = -job.flow.log_prob(job.data.val_x, job.data.val_c).double()
     job.best_val = nll.mean().item() - 0.5 * nll.std().nan_to_num().item() / math.sqrt(len(nll))
     job.flow.train()
     if job.info.is_main:
         save_checkpoint(job.run.path / BEST, job.snapshot())
 
 
-def _roll_back(job: _Job, display: Progress, batch: torch.Tensor, step: int) -> None:
+def _roll_back(job: _Job, display: Progress, batch: torch.Tensor, step: int,
+               context: torch.Tensor | None = None) -> None:
     """The guard rejected step ``step + 1``: back to the last good state, forgetting what came since."""
-    job.step = job.guard.reject(batch, step)
+    job.step = job.guard.reject(batch, step, context)
     display.rewind(job.step)
     job.since_eval.reset()
     job.since_log.reset()
@@ -336,7 +346,7 @@ def _evaluate_and_save(job: _Job) -> dict[str, Any]:
               "elapsed_s": round(job.elapsed, 3)}
     improved = True
     if len(job.data.val_x):
-        val_nll = mean_nll(job.flow, job.data.val_x)
+        val_nll = mean_nll(job.flow, job.data.val_x, context=job.data.val_c)
         job.flow.train()
         record["val_nll"] = val_nll
         improved = val_nll < job.best_val

@@ -44,11 +44,26 @@ def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_
         >>> y.shape, bool(0 <= y.min() and y.max() < 1)
         (torch.Size([32, 1, 8, 8]), True)
     """
-    x = train_x[torch.randint(len(train_x), (size,), generator=generator, device=train_x.device)]
+    return fetch_batch_and_context(train_x, None, size, generator, n_levels, flip)[0]
+
+
+def fetch_batch_and_context(train_x: torch.Tensor, train_c: torch.Tensor | None, size: int,
+                            generator: torch.Generator, n_levels: int,
+                            flip: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``fetch_batch`` and the same rows of the contexts ``train_c`` (None: no context), for
+    conditional flows; the random stream is ``fetch_batch``'s, so both draw the same batches.
+
+    Example:
+        >>> x, c = fetch_batch_and_context(torch.zeros(10, 2), torch.arange(10), 4, torch.Generator(), 0, False)
+        >>> x.shape, c.shape
+        (torch.Size([4, 2]), torch.Size([4]))
+    """
+    rows = torch.randint(len(train_x), (size,), generator=generator, device=train_x.device)
+    x, c = train_x[rows], None if train_c is None else train_c[rows]
     if not n_levels:
-        return x
+        return x, c
     y = dequantize(x, n_levels, generator)
-    return random_hflip(y, generator) if flip else y
+    return (random_hflip(y, generator) if flip else y), c
 
 
 def make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
@@ -68,12 +83,14 @@ def make_optimizer(flow: Flow, cfg: Config) -> torch.optim.Optimizer:
 
 
 def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor, cfg: Config,
-               model: Any = None, guard: NonFiniteGuard | None = None) -> torch.Tensor | None:
+               model: Any = None, guard: NonFiniteGuard | None = None,
+               context: torch.Tensor | None = None) -> torch.Tensor | None:
     """One optimisation step on ``batch``: forward, loss (mean NLL plus ``train.scale_l2`` times the
     couplings' scale penalty), backward, the ``guard``'s non-finite check, ``train.grad_clip``, the
     optimizer update. Returns the batch's mean NLL (detached), or None when the guard rejected the
     step (the parameters are then untouched). ``model`` is what runs the forward: the flow itself, or
-    it wrapped by DDP or ``torch.compile``; ``flow`` adds the base density.
+    it wrapped by DDP or ``torch.compile``; ``flow`` adds the base density. A conditional flow's
+    ``context`` (one per example) goes with the batch.
 
     Example:
         >>> from realnvp.config import load_config
@@ -89,7 +106,8 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
     # bf16 autocast reaches only the s/t networks' matmuls and convolutions: the couplings cast s and t
     # back to float32, and batch-norm statistics, log-dets and the loss are computed in float32.
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
-        z, log_det = (flow if model is None else model)(batch)
+        forward = flow if model is None else model
+        z, log_det = forward(batch) if context is None else forward(batch, context)
     nll = -(flow.base_log_prob(z.float()) + log_det.float()).mean()
     loss = nll + t.scale_l2 * flow.scale_penalty() if t.scale_l2 > 0 else nll
     optimizer.zero_grad(set_to_none=True)

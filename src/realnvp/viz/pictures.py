@@ -10,6 +10,7 @@ from realnvp.config import DataConfig
 from realnvp.data import load_splits
 from realnvp.rundir import RunDir
 from realnvp.viz.animate import animate
+from realnvp.viz.conditional import write_conditional_pictures
 from realnvp.viz.images import write_image_pictures
 from realnvp.viz.plots import corner, data_and_samples, log_density
 
@@ -59,7 +60,10 @@ def write_pictures(run_dir: str | Path, n: int = 4000) -> list[Path]:
     """
     run = RunDir(run_dir)
     flow, cfg, _ = run.load_flow()
-    splits = load_splits(cfg.data)
+    splits = load_splits(cfg.data, labels=cfg.model.conditional)
+    if flow.conditional:  # pictures given contexts (viz/conditional.py)
+        return write_conditional_pictures(run.path, flow, splits.train, splits.train_c, data_label(cfg.data),
+                                          n, column_names(cfg.data, flow.event_size))
     if splits.n_levels:
         return write_image_pictures(run.path, flow, splits.train, splits.n_levels, cfg.model.n_scales,
                                     name=data_label(cfg.data))

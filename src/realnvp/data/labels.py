@@ -1,0 +1,177 @@
+"""Contexts for conditional flows: the class labels of image datasets, in the order ``load_images``
+reads the images (digits' targets, MNIST's label IDX files, CIFAR-10's batch labels, an .npz's
+``y_train`` / ``y_test``, a folder's class sub-folders), and the context columns of a vector table.
+Every problem is a one-line ``UserError`` naming the file."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from realnvp.config import DataConfig
+from realnvp.data.image_files import _ArrayUnpickler, _image_paths, first_line, read_idx
+from realnvp.data.images import data_root
+from realnvp.errors import UserError
+
+MAX_CLASSES = 10000
+
+
+def _split_like_images(labels: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The train/test split ``data.images`` makes of a dataset without a test set (same permutation)."""
+    order = np.random.RandomState(cfg.seed).permutation(len(labels))
+    n_train = int((1.0 - cfg.test_fraction) * len(labels))
+    return labels[order[:n_train]], labels[order[n_train:]]
+
+
+def _checked(labels: np.ndarray, origin: str) -> np.ndarray:
+    """Labels as int64 ``[N]``: integers ``0 .. MAX_CLASSES - 1``, else a ``UserError``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise UserError(f"{origin}: class labels must be a 1-D array of integers, got {labels.dtype} "
+                        f"of shape {labels.shape}")
+    if np.issubdtype(labels.dtype, np.floating) and not (np.isfinite(labels).all() and
+                                                         np.array_equal(labels, np.round(labels))):
+        raise UserError(f"{origin}: class labels must be whole numbers 0, 1, 2, ...")
+    if len(labels) and (labels.min() < 0 or labels.max() >= MAX_CLASSES):
+        raise UserError(f"{origin}: class labels must lie in 0..{MAX_CLASSES - 1}, found "
+                        f"{labels.min()!r}..{labels.max()!r}")
+    return labels.astype(np.int64)
+
+
+def _npz_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("y_train", "y_test") if k not in archive]
+            if missing:
+                raise UserError(f"{path}: a conditional model needs class labels y_train and y_test in the .npz "
+                                f"beside x_train and x_test; missing {', '.join(missing)}")
+            return _checked(archive["y_train"], f"{path}:y_train"), _checked(archive["y_test"], f"{path}:y_test")
+    except UserError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {first_line(exc)}") from None
+
+
+def _mnist_labels(root: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    folders = [root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw", root]
+    out = []
+    for part in ("train", "t10k"):
+        stem = f"{part}-labels-idx1-ubyte"
+        found = [p for f in folders for p in (f / stem, f / f"{stem}.gz") if p.is_file()]
+        if not found:
+            raise UserError(f"{name} labels not found: put {stem}.gz beside the images in {folders[0]} "
+                            f"(or pass --data FILE.npz with x_train, y_train, x_test, y_test)")
+        out.append(_checked(read_idx(found[0]), str(found[0])))
+    return out[0], out[1]
+
+
+def read_cifar_labels(path: Path) -> np.ndarray:
+    """The class labels (0..9) of one CIFAR-10 python batch, as int64 ``[N]``.
+
+    Example:
+        >>> _ = (tmp / "batch").write_bytes(pickle.dumps({b"labels": [3, 1]}, protocol=2))
+        >>> read_cifar_labels(tmp / "batch").tolist()
+        [3, 1]
+    """
+    try:
+        with path.open("rb") as f:
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+        labels = batch[b"labels"] if b"labels" in batch else batch["labels"]
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError, AttributeError,
+            IndexError) as exc:
+        raise UserError(f"{path}: no labels in this CIFAR-10 python batch ({first_line(exc)})") from None
+    return _checked(np.asarray(labels), str(path))
+
+
+def _cifar_labels(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    train = np.concatenate([read_cifar_labels(folder / f"data_batch_{i}") for i in range(1, 6)])
+    return train, read_cifar_labels(folder / "test_batch")
+
+
+def folder_classes(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """One label per image of ``folder`` in ``read_image_folder``'s order, from the sub-folder it is
+    in (classes numbered in sorted name order), and the class names.
+
+    Example:
+        >>> from PIL import Image
+        >>> for name in ("cat/1.png", "cat/2.png", "dog/1.png"):
+        ...     (tmp / "pets" / name).parent.mkdir(parents=True, exist_ok=True)
+        ...     Image.new("L", (4, 4)).save(tmp / "pets" / name)
+        >>> labels, names = folder_classes(tmp / "pets")
+        >>> labels.tolist(), names
+        ([0, 0, 1], ['cat', 'dog'])
+    """
+    parts = [p.relative_to(folder).parts for p in _image_paths(folder)]
+    loose = [Path(*p) for p in parts if len(p) < 2]
+    if loose:
+        raise UserError(f"{folder}: a conditional model needs one sub-folder per class, but {loose[0]} is not in "
+                        f"a sub-folder")
+    names = sorted({p[0] for p in parts})
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[p[0]] for p in parts], np.int64), names
+
+
+def image_labels(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_labels, test_labels)`` of the image dataset ``cfg`` names, each in the order
+    ``load_images`` gives its images (int64 ``[N]``).
+
+    Example:
+        >>> train, test = image_labels(DataConfig(name="digits"))
+        >>> train.shape, test.shape, sorted(set(train.tolist())) == list(range(10))
+        ((1437,), (360,), True)
+    """
+    path = Path(cfg.path)
+    if cfg.path.lower().endswith(".npz"):
+        return _npz_labels(path)
+    if cfg.path.lower().endswith(".npy"):
+        raise UserError(f"{cfg.path}: an .npy holds no class labels; a conditional model needs an .npz with "
+                        f"x_train, y_train, x_test and y_test")
+    if cfg.name == "digits":
+        from sklearn.datasets import load_digits
+
+        return _split_like_images(_checked(load_digits().target, "digits"), cfg)
+    root = data_root(cfg)
+    if cfg.name in ("mnist", "fashion-mnist"):
+        return _mnist_labels(root, cfg.name)
+    if cfg.name == "cifar10":
+        return _cifar_labels(root)
+    if cfg.name == "folder":
+        return _split_like_images(folder_classes(root)[0], cfg)
+    raise UserError(f"{cfg.name} has no class labels here: a conditional image model needs digits, mnist, "
+                    f"fashion-mnist, cifar10, a folder with one sub-folder per class, or an .npz with y_train/y_test")
+
+
+def split_columns(table: np.ndarray, columns: tuple[int, ...], origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, context)``: the table's other columns (modelled) and its ``columns`` (the context), in order.
+
+    Example:
+        >>> x, c = split_columns(np.arange(8.0).reshape(2, 4), (0, 3), "t.csv")
+        >>> x.tolist(), c.tolist()
+        ([[1.0, 2.0], [5.0, 6.0]], [[0.0, 3.0], [4.0, 7.0]])
+    """
+    width = table.shape[1]
+    bad = [c for c in columns if not 0 <= c < width]
+    if bad:
+        raise UserError(f"{origin}: data.context_columns names column {bad[0]}, but the table has columns "
+                        f"0..{width - 1}")
+    if len(set(columns)) != len(columns):
+        raise UserError(f"{origin}: data.context_columns names a column twice: {list(columns)}")
+    rest = [c for c in range(width) if c not in columns]
+    if len(rest) < 2:
+        raise UserError(f"{origin}: data.context_columns leaves {len(rest)} column to model; a flow needs at least 2")
+    return np.ascontiguousarray(table[:, rest]), np.ascontiguousarray(table[:, list(columns)])
+
+
+def n_classes_of(*labels: np.ndarray) -> int:
+    """The number of classes labels ``0 .. n - 1`` imply: the largest label plus one.
+
+    Example:
+        >>> n_classes_of(np.array([0, 3]), np.array([9]))
+        10
+    """
+    return int(max((int(y.max()) for y in labels if len(y)), default=-1)) + 1
+
