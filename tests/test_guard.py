@@ -9,6 +9,7 @@ import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ import realnvp.training.loop
 import realnvp.training.step
 from realnvp.cli import main
 from realnvp.config import load_config
+from realnvp.data import make_toy
 from realnvp.errors import UserError
 from realnvp.models import build_vector_flow
 from realnvp.rundir import load_checkpoint
@@ -196,3 +198,20 @@ def test_bad_max_bad_steps_is_a_user_error(tmp_path):
         realnvp.training.loop.train(load_config("moons", [*SETTINGS, "train.max_bad_steps=0"]), tmp_path / "r",
                             progress=False, log=lambda *a: None)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("whiten", ["true", "false"])
+def test_large_but_finite_data_trains_as_unit_data(tmp_path, whiten):
+    """Moons scaled by 1e20 (finite in float32) is not called divergent: the standardisation statistics,
+    the finiteness check before each checkpoint and the gradient clipping work in float64 where float32
+    would overflow, so the run is the unit-scale run in other units: test NLL + 2 ln(1e20)."""
+    x = make_toy("moons", 2000, seed=0).astype(np.float64)
+    nll = {}
+    for name, scale in (("unit", 1.0), ("large", 1e20)):
+        np.save(tmp_path / f"{name}.npy", x * scale)
+        assert main(["train", "--data", str(tmp_path / f"{name}.npy"), "--out", str(tmp_path / name), "--steps", "40",
+                     "--quiet", "--no-pictures", "--set", f"model.whiten={whiten}", "--set", "train.grad_clip=1",
+                     "--set", "train.eval_every=20", "--set", "train.time_budget=0"]) == 0
+        nll[name] = json.loads((tmp_path / name / "evaluation.json").read_text())["test_nll_nats"]
+    assert math.isfinite(nll["large"])
+    assert nll["large"] - nll["unit"] == pytest.approx(2 * math.log(1e20), abs=1e-3)

@@ -149,7 +149,8 @@ class _Data:
         elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
             loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(splits.train))
         else:
-            loc, scale = train_x.mean(0).cpu(), train_x.std(0).cpu().clamp_min(1e-6)
+            wide = train_x.double()  # float64: the squares of values around 1e20 overflow float32
+            loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
         return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
 

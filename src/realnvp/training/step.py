@@ -5,6 +5,7 @@ the learning-rate schedule, a random (dequantized) batch, the optimizer, the ste
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -115,9 +116,30 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
     if guard is not None and not guard.check(loss):
         return None
     if t.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(flow.parameters(), t.grad_clip)
+        clip_grad_norm(flow.parameters(), t.grad_clip)
     optimizer.step()
     return nll.detach()
+
+
+def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> None:
+    """Scale the gradients down so their total norm is at most ``max_norm`` (as
+    ``torch.nn.utils.clip_grad_norm_``), the norm taken in float64: in float32 the squares of
+    gradients beyond ~1e19 overflow, the norm becomes inf and every gradient would be zeroed.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(2))
+        >>> w.grad = torch.tensor([3e20, 4e20])
+        >>> clip_grad_norm([w], 1.0)
+        >>> [round(g, 4) for g in w.grad.tolist()]
+        [0.6, 0.8]
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads]))
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(factor.to(g.dtype))
 
 
 class CompiledOrEager:
