@@ -84,8 +84,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 stop_reason = f"time budget of {t.time_budget:g} s used"
                 break
             job.set_lr()
-            batch, context = fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, job.batches,
-                                                     data.levels, cfg.data.flip)
+            batch, context = job.next_batch()
             nll = train_step(job.flow, job.optimizer, job.local(batch), cfg, job.model, job.guard,
                              None if context is None else local_slice(context, info))
             if nll is None:  # non-finite: rolled back to the last good state
@@ -204,6 +203,12 @@ class _Job:
     def set_lr(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.train.lr * lr_factor(self.step, self.cfg) * self.guard.lr_scale
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next global batch from the saved stream, and its rows' contexts (conditional flows)."""
+        t, data = self.cfg.train, self.data
+        return fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, self.batches, data.levels,
+                                       self.cfg.data.flip)
 
     def out_of_time(self) -> bool:
         """Whether ``train.time_budget`` is spent; under DDP rank 0's clock decides for every rank."""
