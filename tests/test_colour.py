@@ -9,14 +9,17 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny import cli_settings
 
 from realnvp.cli import main
-from realnvp.config import DataConfig
+from realnvp.config import DataConfig, load_config
 from realnvp.data.image_files import read_image_folder, to_nchw
 from realnvp.data.images import load_images
 from realnvp.errors import UserError
+from realnvp.evaluation.metrics import evaluate_run
+from realnvp.training import train
 
 # A tiny two-scale colour model: a few seconds per run, pictures included.
 TINY_COLOUR = ["model.feature_maps=4", "model.n_blocks=1", "model.scale_couplings=2", "model.final_couplings=2",
@@ -189,3 +192,21 @@ def test_folder_notice_is_one_line_on_the_command_line(tmp_path, capsys):
     notices = [line for line in err.splitlines() if "alpha dropped" in line]
     assert notices == [f"realnvp: warning: {tmp_path / 'rgba'}: converted to 8-bit RGB: 32 RGBA (alpha dropped)"]
 
+
+
+def test_cifar_cpu_preset_is_the_papers_multiscale_model_and_trains_on_channels_last_photos(tmp_path):
+    images = np.concatenate([photos(16, 32, seed) for seed in range(2)])
+    np.savez(tmp_path / "p.npz", x_train=images[:24], x_test=images[24:])
+    cfg = load_config("cifar-cpu", [f"data.path={tmp_path / 'p.npz'}", "train.steps=2", "train.batch_size=4",
+                                    "train.eval_every=2", "data.test_draws=1", "train.compile=false"])
+    assert (cfg.model.n_scales, cfg.model.scale_couplings, cfg.model.final_couplings) == (3, 3, 4)
+    assert cfg.model.batch_norm and cfg.train.lr_schedule == "cosine" and cfg.train.time_budget == 1800
+    result = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    kinds = {type(m).__name__ for m in result.flow.modules()}
+    assert {"MaskedAffineCoupling", "AffineCoupling", "Squeeze", "FactorOut", "BatchNormFlow", "ResNet"} <= kinds
+    blocks = [m for m in result.flow.modules() if type(m).__name__ == "ResidualBlock"]
+    inner = [m for block in blocks for m in block.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(blocks) == 3 + 3 + 3 + 3 + 4  # one block per coupling's s/t ResNet
+    assert sorted({m.in_channels for m in inner}) == [16, 32, 64]  # no 1-4-channel convolution inside
+    metrics = evaluate_run(tmp_path / "run")
+    assert metrics["data"] == str(tmp_path / "p.npz") and 0 < metrics["bits_per_dim"] < 12
