@@ -137,15 +137,18 @@ def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int 
     return -log_p.mean().item(), -iw.mean().item()
 
 
-def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 10000) -> dict[str, Any]:
+def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 1000) -> dict[str, Any]:
     """Bits/dim (test: ``draws`` dequantizations and their importance-weighted bound; train: the first
-    ``train_limit`` images, one draw) and the inverse error on dequantized test images."""
+    ``train_limit`` images, one draw) and the inverse error on 100 dequantized test images. Only the
+    test images see every draw: with 600 test images and 10 draws, the train estimate (1000 images:
+    a standard error of a few hundredths of a bit/dim) and the inverse check add a fifth to the work,
+    where 10000 train images and 1000 inversions once doubled it."""
     test, train = torch.from_numpy(splits.test), torch.from_numpy(splits.train[:train_limit])
     d, levels = flow.event_size, splits.n_levels
     test_c, train_c = (None, None) if splits.test_c is None else (splits.test_c, splits.train_c[:train_limit])
     test_nll, test_iw = dequantized_nll(flow, test, levels, draws, labels=test_c)
     train_nll, _ = dequantized_nll(flow, train, levels, 1, labels=train_c)
-    y = next(seeded_dequantizations(test[:1000], levels, 1)).to(flow.device, flow.dtype)
+    y = next(seeded_dequantizations(test[:100], levels, 1)).to(flow.device, flow.dtype)
     return {
         "bits_per_dim": bits_per_dim(test_nll, d, levels),
         "bits_per_dim_iw": bits_per_dim(test_iw, d, levels),
