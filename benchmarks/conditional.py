@@ -4,7 +4,7 @@
    time budget and seed; test bits/dim of each (the conditional one is ``-log2 p(x | y)`` per dim), and
    how often scikit-learn classifiers trained on the real training digits (64 pixels, 0..16) recognise
    the requested class in conditional samples at temperature 0.7 (100 per class).
-2. Rotated moons (``moons-rotated`` preset, data/rotated.py): test NLL of ``p(x | theta)`` against the
+2. Rotated moons (``rotated-moons`` preset, data/rotated.py): test NLL of ``p(x | theta)`` against the
    exact conditional entropy ``H(X | theta)`` (Monte Carlo over the known mixture density).
 
     nice -n 10 .venv/bin/python benchmarks/conditional.py --budget 240 --out /tmp/cond \
@@ -80,9 +80,9 @@ def digits(budget: float, out: Path, quick: bool) -> list[dict[str, Any]]:
 
 
 def moons(budget: float, out: Path, quick: bool) -> dict[str, Any]:
-    result, metrics, wall = _train("moons-rotated", out / "moons-rotated", budget, quick)
+    result, metrics, wall = _train("rotated-moons", out / "rotated-moons", budget, quick)
     entropy, se = rotated_moons_entropy(n=5000 if quick else 50000)
-    return {"task": "moons-rotated", "preset": "moons-rotated", "budget_s": budget, "wall_s": round(wall, 1),
+    return {"task": "rotated-moons", "preset": "rotated-moons", "budget_s": budget, "wall_s": round(wall, 1),
             "steps": result.step, "stop_reason": result.stop_reason, "test_nll_nats": metrics["test_nll_nats"],
             "true_conditional_entropy_nats": entropy, "entropy_mc_se": se,
             "gap_nats": metrics["test_nll_nats"] - entropy, "n_params": metrics["n_params"]}

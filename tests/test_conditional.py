@@ -143,7 +143,7 @@ def cond_digits(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cond_moons(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cond") / "rotated"
-    assert main(["train", "moons-rotated", "--out", str(out), "--steps", "60", "--quiet", *cli_settings(TINY)]) == 0
+    assert main(["train", "rotated-moons", "--out", str(out), "--steps", "60", "--quiet", *cli_settings(TINY)]) == 0
     return out
 
 

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 from realnvp.config import DataConfig
 from realnvp.data.image_files import _ArrayUnpickler, _image_paths, first_line, read_idx
@@ -131,8 +132,6 @@ def image_labels(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{cfg.path}: an .npy holds no class labels; a conditional model needs an .npz with "
                         f"x_train, y_train, x_test and y_test")
     if cfg.name == "digits":
-        from sklearn.datasets import load_digits
-
         return _split_like_images(_checked(load_digits().target, "digits"), cfg)
     root = data_root(cfg)
     if cfg.name in ("mnist", "fashion-mnist"):

@@ -46,9 +46,9 @@ def rotated_moons_log_density(points: np.ndarray, theta: np.ndarray, noise: floa
     points per half circle (spacing ``pi / grid``, far below the noise, so the sum is the integral).
 
     Example:
-        >>> log_p = rotated_moons_log_density(np.array([[0.5, 0.75], [5.0, 5.0]]), np.zeros(2))
-        >>> bool(log_p[0] > 0 > log_p[1])  # on the outer arc's top, and far away
-        True
+        >>> log_p = rotated_moons_log_density(np.array([[-0.5, 0.75], [5.0, 5.0]]), np.zeros(2))
+        >>> log_p.round(2).tolist()  # on the outer arc's top: log(0.5 / (pi sqrt(2 pi) 0.1)); far away
+        [-0.45, -1745.88]
     """
     x = _rotate(np.asarray(points, np.float64), -np.asarray(theta, np.float64))
     u = (np.arange(grid) + 0.5) * np.pi / grid
@@ -81,7 +81,7 @@ def make_context_toy(name: str, n: int, seed: int, noise: float = -1.0) -> np.nd
     """``n`` float32 rows of a toy whose last column is a context (``CONTEXT_TOYS``), seeded like ``make_toy``.
 
     Example:
-        >>> make_context_toy("moons-rotated", 4, seed=0).shape
+        >>> make_context_toy("rotated-moons", 4, seed=0).shape
         (4, 3)
     """
     if name not in CONTEXT_TOYS:
@@ -90,4 +90,4 @@ def make_context_toy(name: str, n: int, seed: int, noise: float = -1.0) -> np.nd
 
 
 # Toys with a context column: name -> (n, rng, noise) -> rows whose last column is the context.
-CONTEXT_TOYS = {"moons-rotated": rotated_moons}
+CONTEXT_TOYS = {"rotated-moons": rotated_moons}
