@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from headless import looks_drawn, need_chromium, render, screenshot
 from PIL import Image
-from tiny import train_tiny
 
 from realnvp.cli import main
 
@@ -117,7 +116,7 @@ def test_bad_images_are_one_line(digits_run, tmp_path, capsys, make, message):
     assert err.startswith("realnvp: error:") and message in err and err.count("\n") == 1
 
 
-def test_runs_table_shows_bits_per_dim(digits_run, tmp_path, capsys):
+def test_runs_table_shows_bits_per_dim(digits_run, tiny_moons, tmp_path, capsys):
     """An image run's score is in bits/dim with the unit beside it, in the same column as a vector
     run's nats/example; the nats stay in --json under their own name."""
     evaluation = json.loads((digits_run / "evaluation.json").read_text())
@@ -128,7 +127,7 @@ def test_runs_table_shows_bits_per_dim(digits_run, tmp_path, capsys):
     assert row["test_nll_nats"] == evaluation["test_nll_nats"]
     root = tmp_path / "both"
     shutil.copytree(digits_run, root / "digits")
-    train_tiny(root / "moons")
+    shutil.copytree(tiny_moons, root / "moons")
     assert main(["runs", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     digits = next(line for line in lines if line.startswith("digits"))
