@@ -19,6 +19,7 @@ from realnvp.data.image_files import read_image_folder, to_nchw
 from realnvp.data.images import load_images
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
+from realnvp.flow import Flow
 from realnvp.training import train
 
 # A tiny two-scale colour model: a few seconds per run, pictures included.
@@ -210,3 +211,21 @@ def test_cifar_cpu_preset_is_the_papers_multiscale_model_and_trains_on_channels_
     assert sorted({m.in_channels for m in inner}) == [16, 32, 64]  # no 1-4-channel convolution inside
     metrics = evaluate_run(tmp_path / "run")
     assert metrics["data"] == str(tmp_path / "p.npz") and 0 < metrics["bits_per_dim"] < 12
+
+
+def test_evaluate_visits_each_test_image_once_per_draw_and_a_bounded_train_sample(tmp_path, monkeypatch):
+    """evaluate's work on images: every test image once per draw, at most 1000 training images once,
+    and the inverse check on at most 100 test images; nothing computed twice."""
+    images = np.concatenate([photos(40, 8, seed) for seed in range(40)])  # 1600 images
+    np.savez(tmp_path / "p.npz", x_train=images[:1500], x_test=images[1500:])
+    cli("train", "images", "--data", str(tmp_path / "p.npz"), "--out", str(tmp_path / "run"), "--steps", "2",
+        "--quiet", "--no-pictures", *cli_settings(TINY_COLOUR), "--set", "data.test_draws=3")
+    seen = {"log_prob": 0, "inverse": 0}
+    log_prob, inverse = Flow.log_prob, Flow.inverse
+    monkeypatch.setattr(Flow, "log_prob", lambda self, x, *a: seen.__setitem__("log_prob", seen["log_prob"] + len(x))
+                        or log_prob(self, x, *a))
+    monkeypatch.setattr(Flow, "inverse", lambda self, z, *a: seen.__setitem__("inverse", seen["inverse"] + len(z))
+                        or inverse(self, z, *a))
+    metrics = evaluate_run(tmp_path / "run")
+    assert metrics["n_test"] == 100 and metrics["test_draws"] == 3
+    assert seen == {"log_prob": 100 * 3 + 1000, "inverse": 100}
