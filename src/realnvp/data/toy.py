@@ -1,28 +1,23 @@
-"""2-D toy densities: the scikit-learn clustering-comparison sets of seed 000 (section 5.1) and the
-standard flow test densities (as in FFJORD's toy data)."""
+"""2-D toy densities: scikit-learn's clustering-comparison sets (noisy moons, circles, blobs, random; the
+toy figures of docs/tutorial.md) and the standard flow test densities (as in FFJORD's toy data)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
+from sklearn.datasets import make_blobs, make_circles, make_moons, make_swiss_roll
 
 
 def _moons(n: int, rng: np.random.RandomState, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_moons
-
     return make_moons(n, noise=0.05 if noise < 0 else noise, random_state=rng)[0]
 
 
 def _circles(n: int, rng: np.random.RandomState, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_circles
-
     return make_circles(n, factor=0.5, noise=0.05 if noise < 0 else noise, random_state=rng)[0]
 
 
 def _blobs(n: int, rng: np.random.RandomState, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_blobs
-
     # Fixed centres (sklearn's comparison example uses random_state=8); samples vary with the seed.
     centers = np.random.RandomState(8).uniform(-10, 10, size=(3, 2))
     return make_blobs(n, centers=centers, cluster_std=1.0 if noise < 0 else noise, random_state=rng)[0]
@@ -65,8 +60,6 @@ def _spirals(n: int, rng: np.random.RandomState, noise: float) -> np.ndarray:
 
 
 def _swissroll(n: int, rng: np.random.RandomState, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_swiss_roll
-
     x = make_swiss_roll(n, noise=1.0 if noise < 0 else noise, random_state=rng)[0]
     return x[:, [0, 2]] / 5
 

@@ -1,4 +1,4 @@
-"""Pictures of a trained vector flow: data beside samples (seed 000, fig. 4), the 2-D log-density and
+"""Pictures of a trained vector flow: data beside samples (the toy figure of docs/tutorial.md), the 2-D log-density and
 a corner plot (every pair of coordinates) for more than two columns. Each ``*_figure`` function
 returns the matplotlib figure (what the tests inspect); the plain-named one saves it."""
 
