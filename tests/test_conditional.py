@@ -240,3 +240,13 @@ def test_rotated_moons_log_density_is_normalised_for_every_angle():
     for theta in (0.0, 1.0, 2.5):
         mass = np.exp(rotated_moons_log_density(points, np.full(len(points), theta), grid=400)).sum()
         assert mass * (xs[1] - xs[0]) ** 2 == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("which", ["cond_digits", "cond_moons"])
+def test_report_and_animate_draw_conditional_runs(which, request, tmp_path):
+    run = request.getfixturevalue(which)
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert ("one row per class" in page) if which == "cond_digits" else ("log p(x | c)" in page)
+    assert main(["animate", str(run), "-n", "40", "-o", str(tmp_path / "a.gif"), "--quiet"]) == 0
+    assert (tmp_path / "a.gif").read_bytes()[:6] == b"GIF89a"

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from realnvp.cli.common import check_output
-from realnvp.rundir import load
+from realnvp.data import load_splits
+from realnvp.rundir import RunDir
 from realnvp.viz.animate import animate
 from realnvp.viz.images import animate_images
 
@@ -24,10 +25,12 @@ def run(args: argparse.Namespace) -> None:
     """
     out = Path(args.output)
     check_output(out, (".gif", ".mp4"))
-    flow = load(args.run)
+    flow, cfg, _ = RunDir(args.run).load_flow()
     if len(flow.event_shape) == 3:
         animate_images(flow, out, n=min(args.n, 64), seed=args.seed)
-    else:
-        animate(flow, out, n=args.n, seed=args.seed)
+    else:  # a conditional run's samples take the contexts of training rows
+        contexts = load_splits(cfg.data).train_c if flow.conditional else None
+        n = args.n if contexts is None else min(args.n, len(contexts))
+        animate(flow, out, n=n, seed=args.seed, context=None if contexts is None else contexts[:n])
     if not args.quiet:
         print(f"wrote {out}", file=sys.stderr)

@@ -26,9 +26,10 @@ def layer_names(flow: Flow) -> list[str]:
 
 
 def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int = 10, seed: int = 0,
-            data: np.ndarray | None = None) -> None:
+            data: np.ndarray | None = None, context: torch.Tensor | np.ndarray | None = None) -> None:
     """Write ``path`` (.gif, or .mp4 where ffmpeg is present): ``n`` base samples moving from the
-    latent through each coupling layer's inverse to data space, interpolating linearly between them.
+    latent through each coupling layer's inverse to data space, interpolating linearly between them
+    (a conditional flow's samples given ``context``: one, or one per sample).
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -46,7 +47,7 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
     torch.manual_seed(seed)
     flow.eval()
     z = flow.sample_latent(n)
-    trace = [z] + [step.output for step in flow.trace(z, inverse=True)]
+    trace = [z] + [step.output for step in flow.trace(z, inverse=True, context=context)]
     # One stage per coupling: fixed affine and batch-norm layers ride along with the next coupling
     # (they only rescale), and the last stage is always the data space.
     stages = [0] + [i for i, name in enumerate(layer_names(flow), 1) if "Coupling" in name]

@@ -182,7 +182,8 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
 @torch.no_grad()
 def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_per_frame: int = 250) -> None:
     """A GIF of ``n`` base samples bent into images one elementary layer at a time (latent -> data),
-    each frame labelled with the layer just inverted.
+    each frame labelled with the layer just inverted; a class-conditional flow's samples take the
+    classes in turn (``i % n_classes``).
 
     Example:
         >>> from realnvp.models import build_image_flow
@@ -194,7 +195,9 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
     torch.manual_seed(seed)
     flow.eval()
     z = flow.sample_latent(n)
-    steps = [("base N(0, I)", z)] + [(type(s.layer).__name__, s.output) for s in flow.trace(z, inverse=True)]
+    labels = torch.arange(n) % flow.n_classes if flow.n_classes else None
+    steps = [("base N(0, I)", z)] + [(type(s.layer).__name__, s.output)
+                                    for s in flow.trace(z, inverse=True, context=labels)]
     zoom = _zoom_for(flow.event_shape[1])
     frames = []
     for i, (name, state) in enumerate(steps):

@@ -22,6 +22,7 @@ from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
 from realnvp.rundir import CONFIG, REPORT, RunDir, atomic_write_bytes, load
 from realnvp.viz.animate import animate
+from realnvp.viz.conditional import write_conditional_pictures
 from realnvp.viz.curves import curves_png, nll_unit
 from realnvp.viz.html import CSS, figure, html_table, row
 from realnvp.viz.images import _zoom_for, animate_images, grid, labelled, scale_headers
@@ -182,10 +183,36 @@ def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, n_scales: int,
     return headline, "\n".join(parts)
 
 
+def _conditional_pictures(flow: Any, splits: Any, cfg: Config, existing: dict[str, bytes]) -> tuple[str, str]:
+    """``(headline, samples)`` HTML for a conditional run: the class-by-temperature grid (images) or
+    the density at four contexts (2-D) and samples drawn with the data's own contexts; the run's own
+    pictures when training drew them (viz/conditional.py), else drawn here."""
+    wanted = ["classes.png"] if flow.n_classes else ["samples.png", "contexts.png" if flow.event_size == 2 and
+                                                     flow.context_size == 1 else "corner.png"]
+    if not all(name in existing for name in wanted):
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_conditional_pictures(Path(tmp), flow, splits.train, splits.train_c,
+                                                   data_label(cfg.data), n=2000):
+                existing.setdefault(path.name, path.read_bytes())
+    if flow.n_classes:
+        gif = _gif(existing, lambda path: animate_images(flow, path))
+        return (figure(existing.pop("classes.png"), "samples of each class (one row per class) at four temperatures"),
+                figure(gif, "base samples turned into images layer by layer, one class after another", "image/gif"))
+    headline = figure(existing.pop(wanted[1]), "model log-density log p(x | c) at four contexts" if
+                      wanted[1] == "contexts.png" else "every pair of coordinates: data and samples")
+    gif = _gif(existing, lambda path: animate(flow, path, n=600, frames_per_layer=4, data=splits.train,
+                                              context=splits.train_c[:600]))
+    return headline, row(figure(existing.pop("samples.png"), "training rows beside samples drawn with the same "
+                                "rows' contexts", width=740), figure(gif, "base samples bent through each layer "
+                                                                     "(given training contexts)", "image/gif", 400))
+
+
 def _page(name: str, cfg: Config, flow: Any, metrics: dict[str, Any], splits: Any, existing: dict[str, bytes],
           records: list[dict[str, Any]]) -> str:
     """The whole page: headline number and figure, curves, samples, metrics, settings, other pictures."""
-    if len(flow.event_shape) == 1:
+    if flow.conditional:
+        headline, samples = _conditional_pictures(flow, splits, cfg, existing)
+    elif len(flow.event_shape) == 1:
         headline, samples = _vector_pictures(flow, splits.train, cfg, existing)
     else:
         headline, samples = _image_pictures(flow, splits.train, splits.n_levels, cfg.model.n_scales, existing)
@@ -233,8 +260,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     metrics = run.evaluation() or evaluate_run(run_dir)  # missing or torn: recompute
     existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
                 if p.suffix.lower() in (".png", ".gif") and p.is_file()}
-    page = _page(html.escape(run_dir.resolve().name), cfg, flow, metrics, load_splits(cfg.data), existing,
-                 run.metrics())
+    page = _page(html.escape(run_dir.resolve().name), cfg, flow, metrics,
+                 load_splits(cfg.data, labels=cfg.model.conditional), existing, run.metrics())
     try:
         atomic_write_bytes(out, page.encode())
     except OSError as exc:
