@@ -13,6 +13,7 @@ import torch
 from sklearn.datasets import load_digits
 from tiny import TINY_DIGITS, cli_settings
 
+import realnvp.cli.train as cli_train
 from realnvp import load
 from realnvp.autoconfig import cap_batch, vector_defaults
 from realnvp.bijectors import BatchNormFlow, Whiten
@@ -22,6 +23,7 @@ from realnvp.data import load_splits
 from realnvp.evaluation.baselines import gaussian_fit, gaussian_log_prob, gaussian_nll
 from realnvp.models import build_vector_flow
 from realnvp.rundir import RunDir
+from realnvp.runlock import RunLock
 
 
 def banana(n: int, seed: int) -> np.ndarray:
@@ -205,3 +207,41 @@ def test_defaults_reach_the_entropy_of_a_smooth_2d_density(tmp_path):
     assert max(b - a for a, b in zip(val, val[1:])) < 0.1  # no jump between evaluations
     nll = json.loads((run / "evaluation.json").read_text())["test_nll_nats"]
     assert abs(nll - entropy) < 0.03 and gap < 0.03
+
+
+@pytest.mark.parametrize("case", ["nan-data", "out-is-a-file", "already-a-run"])
+def test_refused_input_is_one_stderr_line_without_quiet(tmp_path, capsys, case):
+    """The chosen defaults are said only once the run passed its checks: a refusal is one line."""
+    good, bad = correlated(200, 3, 0), correlated(200, 3, 0)
+    bad[5, 1] = np.nan
+    np.save(tmp_path / "ok.npy", good)
+    np.save(tmp_path / "nan.npy", bad)
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "run"
+    if case == "already-a-run":
+        assert main(["train", "vector", "--data", str(tmp_path / "ok.npy"), "--out", str(out), "--steps", "5",
+                     "--quiet", "--no-pictures"]) == 0
+    data = tmp_path / ("nan.npy" if case == "nan-data" else "ok.npy")
+    target = tmp_path / "a_file" if case == "out-is-a-file" else out
+    capsys.readouterr()
+    assert main(["train", "vector", "--data", str(data), "--out", str(target), "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("realnvp: error: "), err
+
+
+def test_cli_holds_the_run_lock_through_evaluation_and_pictures(tmp_path, capsys, monkeypatch):
+    """A --resume started between train() and evaluation.json is refused: the lock is still held."""
+    np.save(tmp_path / "ok.npy", correlated(200, 3, 0))
+    out, held = tmp_path / "run", []
+    original = cli_train.evaluate_run
+
+    def evaluate_and_look(path, *args, **kwargs):
+        held.append(RunLock.held_on(out) is not None)
+        with pytest.raises(Exception, match="in use by another training"):
+            RunLock(out).acquire()  # what a second `train --resume` would meet
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli_train, "evaluate_run", evaluate_and_look)
+    assert main(["train", "vector", "--data", str(tmp_path / "ok.npy"), "--out", str(out), "--steps", "5",
+                 "--quiet", "--no-pictures"]) == 0
+    assert held == [True] and RunLock.held_on(out) is None and not (out / ".lock").exists()

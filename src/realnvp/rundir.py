@@ -35,6 +35,7 @@ TENSORBOARD = "tensorboard"  # optional TensorBoard event files
 RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)  # any of them means the folder holds a run
 T = TypeVar("T")
 CHECKPOINTS = (CHECKPOINT, PREVIOUS, BEST)  # any of them means training got somewhere: never started over
+_SCOPES: dict[str, int] = {}  # open ``RunDir.training`` scopes by directory: only the outermost ends one
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -226,7 +227,8 @@ class RunDir:
     def training(self) -> Iterator[RunDir]:
         """The life of one training here: a lock taken inside (``lock``) is released at the end, however
         it ends; if it fails before its first checkpoint, what its start wrote is removed, so the retry
-        is a fresh start (and a folder it created goes too).
+        is a fresh start (and a folder it created goes too). Scopes nest: only the outermost releases,
+        so ``realnvp train`` holds the lock through the evaluation and pictures that follow ``train``.
 
         Example:
             >>> run = RunDir(tmp / "failed")
@@ -240,14 +242,19 @@ class RunDir:
             >>> (tmp / "failed").exists()
             False
         """
-        failed = False
+        failed, key = False, os.path.realpath(self.path)
+        _SCOPES[key] = _SCOPES.get(key, 0) + 1
         try:
             yield self
         except Exception:
             failed = True
             raise
         finally:
-            lock = RunLock.held_on(self.path) if self.path.is_dir() else None
+            _SCOPES[key] -= 1
+            outermost = _SCOPES[key] == 0
+            if outermost:
+                del _SCOPES[key]
+            lock = RunLock.held_on(self.path) if outermost and self.path.is_dir() else None
             if lock is not None:
                 self._end_training(lock, discard=failed and not self.has_checkpoint())
 

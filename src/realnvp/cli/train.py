@@ -83,18 +83,20 @@ def run(args: argparse.Namespace) -> None:
         ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
     """
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    cfg = configure(args, say)
+    notes: list[str] = []  # the chosen defaults: said once the data and --out have passed train's checks
+    cfg = configure(args, notes.append)
     run_dir = RunDir(args.out)
-    result = train(cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say)
-    teardown(result.dist)
-    if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
-        return
-    metrics = evaluate_run(run_dir.path)
-    metrics["stop_reason"] = result.stop_reason
-    run_dir.write_evaluation(metrics)
-    if not args.no_pictures:
-        for path in write_pictures(run_dir.path):
-            say(f"wrote {path}")
+    with run_dir.training():  # the lock train takes is held through evaluation.json and the pictures
+        result = train(cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say, notes=tuple(notes))
+        teardown(result.dist)
+        if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
+            return
+        metrics = evaluate_run(run_dir.path)
+        metrics["stop_reason"] = result.stop_reason
+        run_dir.write_evaluation(metrics)
+        if not args.no_pictures:
+            for path in write_pictures(run_dir.path):
+                say(f"wrote {path}")
     if "bits_per_dim" in metrics:
         say(f"test {metrics['bits_per_dim']:.4f} bits/dim ({metrics['bits_per_dim_iw']:.4f} with the "
             f"{metrics['test_draws']}-sample bound)")

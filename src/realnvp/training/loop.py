@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from realnvp.bijectors import dequantize
@@ -50,10 +51,11 @@ class TrainResult:
 
 @training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
-          log: Any = print) -> TrainResult:
+          log: Any = print, notes: tuple[str, ...] = ()) -> TrainResult:
     """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``:
     ``train_step`` on random batches, an evaluation and checkpoint every ``train.eval_every`` steps,
-    until ``train.steps``, the time budget or early stopping.
+    until ``train.steps``, the time budget or early stopping. ``notes`` go to ``log`` once the data and
+    the run directory have passed their checks (bad input is refused in one line, without them).
 
     Example:
         >>> from realnvp.config import load_config
@@ -72,6 +74,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     data = _Data.load(cfg, device)
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
+    for note in notes if info.is_main else ():
+        log(note)
     job = _start(cfg, run, data, device, info, latest, log)
     display = Progress(t.steps, job.step, progress and info.is_main)
     log_every = t.log_every or max(1, t.steps // 50)
@@ -146,7 +150,10 @@ class _Data:
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
         elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
-            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(splits.train))
+            # Fitted on every row that is not a test row, so the untrained flow IS the Gaussian a
+            # user's baseline fits (evaluate's column); the couplings still learn on training rows only.
+            fit_rows = np.concatenate([splits.train, splits.val]) if len(splits.val) else splits.train
+            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(fit_rows))
         else:
             wide = train_x.double()  # float64: the squares of values around 1e20 overflow float32
             loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
