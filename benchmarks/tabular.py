@@ -70,6 +70,9 @@ N_TEST_SYNTH = 5000
 # 100,000 rows in 16 and 32 dimensions do not finish within 3 minutes on the 2-core box with the
 # KDE baseline (its scoring alone is quadratic); those tables are skipped and said so.
 SKIP = {("synth16", 100_000), ("synth32", 100_000)}
+# A flow kept at its untrained Gaussian scores the test rows in float32, the baseline in float64: they
+# differ by about 1e-6 nats, which is a tie, not a loss.
+TIE = 1e-4
 SPREAD, BEND = 0.5, 0.4  # the banana pair (a, SPREAD * b + BEND * (a^2 - 1)), a, b ~ N(0, 1)
 
 
@@ -218,7 +221,7 @@ def table(rows: list[dict[str, Any]], seed: int = 0) -> str:
             continue
         best = min(r["gaussian"], r["gmm"], r["kde"])
         margin = (r["ours"] - best) / r["dim"]
-        wins += r["ours"] <= r["gaussian"]
+        wins += r["ours"] <= r["gaussian"] + TIE
         close += margin <= 0.02
         gap = r.get("kl_gap")
         if gap is not None and r["rows"] - N_TEST_SYNTH >= 10_000:
