@@ -36,7 +36,7 @@ def fit_rows(data: DataConfig) -> tuple[int, int]:
 
 def vector_defaults(rows: int, dim: int) -> dict[str, Any]:
     """The settings (``section.key`` -> value) for a table of ``rows`` training+validation rows and
-    ``dim`` columns. The flow starts at the full-covariance Gaussian of the training rows (``whiten``)
+    ``dim`` columns. The flow starts at the full-covariance Gaussian of all non-test rows (``whiten``)
     and can only move from it while validation improves; small tables get small networks, weight
     decay, a larger validation share, full-data batches and an evaluation every few epochs so early
     stopping acts before over-fitting; large tables get wider networks, more couplings and larger

@@ -327,7 +327,7 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
 
 
 def _keep_baseline(job: _Job) -> None:
-    """An untrained whitened flow is the training rows' full-covariance Gaussian: its weights are
+    """An untrained whitened flow is the non-test rows' full-covariance Gaussian: its weights are
     ``best.pt`` and its validation NLL, less one standard error of that mean, is the best so far, so
     training only replaces them by weights that beat the baseline on validation by more than the
     validation set's own noise (on 20-24 validation rows, the best of many evaluations often beats the
