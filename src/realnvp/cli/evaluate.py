@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from realnvp.cli.common import format_value
@@ -52,7 +53,7 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
     else:
         ref = next(flow.parameters())
         nll = mean_nll(flow, torch.from_numpy(x).to(ref.device), context=c)
-        metrics[BASELINE] = gaussian_nll(splits.train, x)
+        metrics[BASELINE] = gaussian_nll(np.concatenate([splits.train, splits.val]), x)
     metrics.update(test_nll_nats=nll, test_nll_nats_per_dim=nll / flow.event_size, best_step=int(state["step"]))
     return metrics
 
