@@ -120,7 +120,9 @@ def test_test_data_and_evaluate_data_end_to_end(tmp_path, capsys):
 
 
 def _train_rows(run) -> np.ndarray:
-    return load_splits(RunDir(run).config().data).train
+    """Every non-test row of the run's data: what the Gaussian baseline (and the whitening) is fitted on."""
+    splits = load_splits(RunDir(run).config().data)
+    return np.concatenate([splits.train, splits.val])
 
 
 @pytest.mark.parametrize("bad, message", [
