@@ -16,9 +16,10 @@ import pytest
 import torch
 from tiny import TINY, cli_settings
 
+from realnvp.atomic import atomic_write_bytes
 from realnvp.cli import main
 from realnvp.errors import UserError
-from realnvp.rundir import PREVIOUS, atomic_write_bytes, load_checkpoint
+from realnvp.rundir import PREVIOUS, load_checkpoint
 from realnvp.training.resume import load_latest, save_latest, tidy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

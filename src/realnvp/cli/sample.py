@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realnvp.atomic import atomic_write_bytes
 from realnvp.cli.common import check_output
 from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.flow import Flow
-from realnvp.rundir import RunDir, atomic_write_bytes
+from realnvp.rundir import RunDir
 from realnvp.viz.conditional import class_grid, nearest_rows
 from realnvp.viz.images import grid, save_png
 from realnvp.viz.plots import data_and_samples

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from realnvp.atomic import atomic_write_bytes
 from realnvp.cli.common import check_output
 from realnvp.errors import UserError
 from realnvp.evaluation.scoring import LOG_LIKELIHOOD, LOG_LIKELIHOOD_DISCRETE, score, summary, to_csv
-from realnvp.rundir import atomic_write_bytes
 
 
 def run(args: argparse.Namespace) -> None:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_digits
 
+from realnvp.atomic import atomic_write_bytes
 from realnvp.config import DataConfig
 from realnvp.data.image_files import (
     check_levels,
@@ -93,8 +95,6 @@ def load_images(cfg: DataConfig) -> ImageSet:
         images = check_levels(to_nchw(read_pixel_file(Path(cfg.path)), cfg.path), levels, cfg.path)
         return ImageSet(*_split(images, cfg), levels)
     if cfg.name == "digits":
-        from sklearn.datasets import load_digits
-
         images = load_digits().data.reshape(-1, 1, 8, 8).astype(np.uint8)
         return ImageSet(*_split(images, cfg), levels)
     root = data_root(cfg)
@@ -231,8 +231,6 @@ def _read_celeba(root: Path, size: int, download: bool) -> tuple[np.ndarray, np.
     buffer = io.BytesIO()
     np.savez(buffer, x_train=arrays[0], x_test=arrays[1])
     try:
-        from realnvp.rundir import atomic_write_bytes
-
         atomic_write_bytes(cache, buffer.getvalue())
     except OSError:
         pass  # a read-only dataset folder only costs the decoding next time

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from realnvp.atomic import atomic_write_bytes, fsync_dir
 from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.rundir import (
@@ -20,8 +21,6 @@ from realnvp.rundir import (
     METRICS,
     PREVIOUS,
     RUN_FILES,
-    atomic_write_bytes,
-    fsync_dir,
     load_checkpoint,
     save_checkpoint,
 )

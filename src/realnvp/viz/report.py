@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from realnvp.atomic import atomic_write_bytes
 from realnvp.config import Config
 from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
-from realnvp.rundir import CONFIG, REPORT, RunDir, atomic_write_bytes, load
+from realnvp.rundir import CONFIG, REPORT, RunDir, load
 from realnvp.viz.animate import animate
 from realnvp.viz.conditional import write_conditional_pictures
 from realnvp.viz.curves import curves_png, nll_unit
