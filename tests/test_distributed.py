@@ -1,16 +1,25 @@
 """DDP under torchrun with gloo and 2 processes equals one process with the same global batch, for a
 vector flow with flow batch norm and for an image flow whose s/t ResNets use batch norm; a run resumes
-onto another world size where it stopped and continues the uninterrupted trajectory."""
+onto another world size where it stopped and continues the uninterrupted trajectory.
 
+Every 2-process run of this module comes from one torchrun launch (tests/run_many.py runs the command
+lines one after another in both ranks) and the 1-process references run in this process with one
+thread, as each rank has: a launch starts three Python processes that import torch, several times the
+cost of these tiny runs."""
+
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from realnvp.cli import main
 from realnvp.training.distributed import GlobalBatchNorm2d, sync_batch_norms
 
 ARGS = ["--steps", "40", "--no-pictures", "--quiet", "--set", "model.hidden=32,32", "--set", "model.batch_norm=true",
@@ -23,30 +32,75 @@ ARGS = ["--steps", "40", "--no-pictures", "--quiet", "--set", "model.hidden=32,3
 IMAGE_ARGS = ["--steps", "20", "--no-pictures", "--quiet", "--set", "model.feature_maps=8", "--set", "model.n_blocks=1",
               "--set", "model.batch_norm=false", "--set", "train.eval_every=10", "--set", "train.log_every=5",
               "--set", "train.batch_size=32", "--set", "train.time_budget=0", "--set", "train.patience=0",
-              "--set", "train.lr_schedule=constant"]
+              "--set", "train.lr_schedule=constant", "--set", "data.test_draws=1"]
 # Validation runs in eval mode on the running averages. The bias of a convolution that feeds a batch norm
 # has zero gradient up to rounding too, so it drifts differently in 1 and 2 processes; only the running
 # means see it: validation agrees to ~1.5e-2 nats (3e-4 bits/dim) after 20 steps, training to 5e-5.
 IMAGE_VAL_TOL = 0.05
-SINGLE = [sys.executable, "-m", "realnvp", "train"]
-TWO = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "realnvp", "train"]
+TWO = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+       str(Path(__file__).parent / "run_many.py")]
+CONSTANT = ["--set", "train.lr_schedule=constant", "--set", "train.warmup_steps=0"]  # steps don't shape the lr
 
 
 def _metrics(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _env():
+def _loud(args):
+    return [a for a in args if a != "--quiet"]
+
+
+def _half(args, steps):
+    return [a if a != steps else str(int(steps) // 2) for a in args]
+
+
+def _single(preset, run, args, *extra):
+    """``realnvp train`` in this process on one thread (as each rank of ``_two`` has); returns its stderr."""
+    threads, err = torch.get_num_threads(), io.StringIO()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as env, redirect_stderr(err):
+            env.delenv("WORLD_SIZE", raising=False)
+            code = main(["train", preset, "--out", str(run), *args, *extra])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err.getvalue()[-2000:]
+    return err.getvalue()
+
+
+def _two(logs, commands):
+    """``{name: (preset, run, *args)}``: every ``realnvp train`` in one torchrun launch of 2 processes
+    (one thread each), in order, logs in ``logs``; returns each command's stderr, rank 0's then rank 1's."""
+    plan = [{"argv": ["train", preset, "--out", str(run), *map(str, args)], "log": str(logs / f"{name}.log")}
+            for name, (preset, run, *args) in commands.items()]
+    (logs / "plan.json").write_text(json.dumps(plan))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)
-    return env
+    out = subprocess.run([*TWO, str(logs / "plan.json")], env=env, capture_output=True, text=True, timeout=900)
+    read = lambda name, r: Path(f"{logs / name}.log.rank{r}").read_text()  # noqa: E731
+    assert out.returncode == 0, (out.stderr[-2000:], {n: read(n, 0)[-500:] for n in commands
+                                                      if Path(f"{logs / n}.log.rank0").exists()})
+    return {name: read(name, 0) + read(name, 1) for name in commands}
 
 
-def _train(launcher, preset, run, args, *extra):
-    out = subprocess.run([*launcher, preset, "--out", str(run), *args, *extra], env=_env(), capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stderr
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every run of this module by its name, and the stderr of the resumed ones: the 1-process
+    references, then one launch of every 2-process run, then the resumes onto 1 process."""
+    root = tmp_path_factory.mktemp("ddp")
+    half, first = _half(IMAGE_ARGS, "20"), [*_half(ARGS, "40"), *CONSTANT]
+    _single("moons", root / "single", ARGS)
+    _single("moons", root / "straight", ARGS, *CONSTANT)
+    _single("digits", root / "image_single", IMAGE_ARGS)
+    _single("digits", root / "image_from_single", half)  # 10 steps, to resume from
+    logs = _two(root, {"ddp": ("moons", root / "ddp", *ARGS),
+                       "run": ("moons", root / "run", *first),
+                       "image_ddp": ("digits", root / "image_ddp", *IMAGE_ARGS),
+                       "image_from_ddp": ("digits", root / "image_from_ddp", *half),
+                       "1-to-2": ("digits", root / "image_from_single", *_loud(IMAGE_ARGS), "--resume")})
+    logs["2-to-1"] = _single("digits", root / "image_from_ddp", _loud(IMAGE_ARGS), "--resume")
+    logs["resume"] = _single("moons", root / "run", _loud(ARGS), "--resume", *CONSTANT)
+    return root, logs
 
 
 def _same_trajectory(a, b, tol, val_tol=None):
@@ -59,29 +113,21 @@ def _same_trajectory(a, b, tol, val_tol=None):
         assert abs(ra.get("val_nll", 0) - rb.get("val_nll", 0)) < (val_tol or tol), (ra, rb)
 
 
-def test_two_process_ddp_matches_single_process(tmp_path):
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _train(SINGLE, "moons", single, ARGS)
-    _train(TWO, "moons", ddp, ARGS)
-    a = _metrics(single)
+def test_two_process_ddp_matches_single_process(runs):
+    root, _ = runs
+    a = _metrics(root / "single")
     assert [r["step"] for r in a if "val_nll" in r] == [10, 20, 30, 40]
-    _same_trajectory(a, _metrics(ddp), 1e-4)
+    _same_trajectory(a, _metrics(root / "ddp"), 1e-4)
     # Only rank 0 wrote: one metrics line per record, and the run evaluates like any other.
-    assert (ddp / "evaluation.json").exists()
+    assert (root / "ddp" / "evaluation.json").exists()
 
 
-def test_resume_under_a_different_world_size(tmp_path):
-    run = tmp_path / "run"
-    constant = ["--set", "train.lr_schedule=constant", "--set", "train.warmup_steps=0"]  # steps don't shape the lr
-    first = [a if a != "40" else "20" for a in ARGS] + constant
-    _train(TWO, "moons", run, first)
-    loud = [a for a in ARGS if a != "--quiet"]
-    log = _train(SINGLE, "moons", run, loud, "--resume", *constant)
-    assert f"resumed {run} at step 20 from checkpoint.pt" in log
-    straight = tmp_path / "straight"
-    _train(SINGLE, "moons", straight, ARGS, *constant)
+def test_resume_under_a_different_world_size(runs):
+    """20 steps on 2 processes, resumed on 1 to 40: the trajectory of 40 steps on 1 process."""
+    root, logs = runs
+    assert f"resumed {root / 'run'} at step 20 from checkpoint.pt" in logs["resume"]
     # Same trajectory up to float summation order (2 ranks vs 1), amplified a little by Adam at lr 2e-3.
-    _same_trajectory(_metrics(run), _metrics(straight), 1e-3)
+    _same_trajectory(_metrics(root / "run"), _metrics(root / "straight"), 1e-3)
 
 
 def test_global_batch_norm_equals_batch_norm_in_one_process():
@@ -103,27 +149,17 @@ def test_global_batch_norm_equals_batch_norm_in_one_process():
     assert torch.allclose(plain.eval()(x), synced.eval()(x), atol=1e-5)  # eval: the running averages
 
 
-@pytest.fixture(scope="module")
-def image_runs(tmp_path_factory):
-    """digits trained 20 steps in one process and in two; and 10 steps in each world, to resume from."""
-    root = tmp_path_factory.mktemp("image_ddp")
-    _train(SINGLE, "digits", root / "single", IMAGE_ARGS)
-    _train(TWO, "digits", root / "ddp", IMAGE_ARGS)
-    half = [a if a != "20" else "10" for a in IMAGE_ARGS]
-    _train(SINGLE, "digits", root / "from_single", half)
-    _train(TWO, "digits", root / "from_ddp", half)
-    return root
-
-
-def test_image_ddp_with_batch_norm_matches_single_process(image_runs):
-    a = _metrics(image_runs / "single")
+def test_image_ddp_with_batch_norm_matches_single_process(runs):
+    root, _ = runs
+    a = _metrics(root / "image_single")
     assert [r["step"] for r in a if "val_nll" in r] == [10, 20]
-    _same_trajectory(a, _metrics(image_runs / "ddp"), 1e-4, IMAGE_VAL_TOL)
+    _same_trajectory(a, _metrics(root / "image_ddp"), 1e-4, IMAGE_VAL_TOL)
 
 
-@pytest.mark.parametrize("start, launcher", [("from_ddp", SINGLE), ("from_single", TWO)], ids=["2-to-1", "1-to-2"])
-def test_image_run_resumes_onto_another_world_size(image_runs, start, launcher):
-    run = image_runs / start
-    log = _train(launcher, "digits", run, [a for a in IMAGE_ARGS if a != "--quiet"], "--resume")
-    assert f"resumed {run} at step 10 from checkpoint.pt" in log
-    _same_trajectory(_metrics(run), _metrics(image_runs / "single"), 1e-4, IMAGE_VAL_TOL)
+@pytest.mark.parametrize("start, resumed", [("from_ddp", "2-to-1"), ("from_single", "1-to-2")],
+                         ids=["2-to-1", "1-to-2"])
+def test_image_run_resumes_onto_another_world_size(runs, start, resumed):
+    root, logs = runs
+    run = root / f"image_{start}"
+    assert f"resumed {run} at step 10 from checkpoint.pt" in logs[resumed]
+    _same_trajectory(_metrics(run), _metrics(root / "image_single"), 1e-4, IMAGE_VAL_TOL)
