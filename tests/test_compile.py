@@ -19,18 +19,24 @@ def val_curve(run_dir) -> list[float]:
     return [r["val_nll"] for r in records if "val_nll" in r]
 
 
-def test_compiled_training_matches_eager(tmp_path):
-    eager = train(load_config("moons", TINY), tmp_path / "eager", progress=False, log=lambda *a: None)
-    messages = []
+@pytest.fixture(scope="module")
+def eager_run(tmp_path_factory):
+    """The eager run both comparisons read, trained once: (its result, its run directory)."""
+    run = tmp_path_factory.mktemp("eager") / "run"
+    return train(load_config("moons", TINY), run, progress=False, log=lambda *a: None), run
+
+
+def test_compiled_training_matches_eager(tmp_path, eager_run):
+    (eager, eager_dir), messages = eager_run, []
     compiled = train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "compiled", progress=False,
                      log=messages.append)
     assert not any("torch.compile failed" in m for m in messages), messages
     assert compiled.step == eager.step == 30
     # Same maths, different kernels: float rounding only.
-    assert val_curve(tmp_path / "compiled") == pytest.approx(val_curve(tmp_path / "eager"), abs=1e-4)
+    assert val_curve(tmp_path / "compiled") == pytest.approx(val_curve(eager_dir), abs=1e-4)
 
 
-def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
+def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch, eager_run):
     def broken_compile(model):
         def call(*args):
             raise RuntimeError("InductorError: no working C++ compiler found\n(long traceback)")
@@ -41,11 +47,10 @@ def test_failing_compiler_falls_back_to_eager(tmp_path, monkeypatch):
     train(load_config("moons", [*TINY, "train.compile=true"]), tmp_path / "fallback", progress=False,
           log=messages.append)
     monkeypatch.undo()
-    train(load_config("moons", TINY), tmp_path / "eager", progress=False, log=lambda *a: None)
     failures = [m for m in messages if m.startswith("torch.compile failed")]
     assert failures == ["torch.compile failed (RuntimeError: InductorError: no working C++ compiler found); "
                         "training without it"]
-    assert val_curve(tmp_path / "fallback") == val_curve(tmp_path / "eager")  # eager maths, bit for bit
+    assert val_curve(tmp_path / "fallback") == val_curve(eager_run[1])  # eager maths, bit for bit
 
 
 def test_errors_after_a_working_compile_propagate():
