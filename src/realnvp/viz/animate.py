@@ -56,7 +56,7 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
     names = ["base N(0, I)"] + [f"after coupling {k}" for k in range(1, len(stages))]
     names[-1] = "data space"
     plt = _pyplot()
-    from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
+    from matplotlib.animation import FFMpegWriter, PillowWriter
 
     # One fixed frame for the whole animation: the union of every stage's bulk.
     xlim, ylim = plot_limits(np.concatenate(states + ([data[:, :2]] if data is not None else [])))
@@ -78,10 +78,14 @@ def animate(flow: Flow, path: str | Path, n: int = 2000, frames_per_layer: int =
         title.set_text(names[k + 1] if a >= 1.0 else names[k])
         return (scatter, title)
 
-    anim = FuncAnimation(fig, draw, frames=len(schedule), blit=False)
     writer = PillowWriter(fps=15) if suffix == ".gif" else FFMpegWriter(fps=15)
     try:
-        anim.save(path, writer=writer, dpi=80)
+        # The writer's own loop: FuncAnimation.save would draw every frame twice (once to show it, once to
+        # grab it), and drawing is nearly all of an animation's time. The frames are the same.
+        with writer.saving(fig, path, dpi=80):
+            for frame in range(len(schedule)):
+                draw(frame)
+                writer.grab_frame()
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
