@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 # PyTorch steps 5-10x slower (../shared/benchmarks/PROTOCOLS.md).
 export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
+# make test: pytest-xdist workers, one thread each, a whole test file at a time, the slowest files first
+# (tests/conftest.py); TEST_WORKERS=0 runs the tests in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint clean
 
@@ -24,7 +27,8 @@ demo: install  ## train the moons preset; pictures, animation and metrics land i
 test: install  ## lint, then every test (CLI end to end, bijector battery, doctests, TensorBoard logs)
 	@if [ -x .ci/install-browser.sh ]; then .ci/install-browser.sh; fi
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest tests --durations=15  # the slowest tests listed, so a slow new one shows
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=20  # the slowest tests listed, so a slow new one shows
 
 clean:
 	rm -rf runs $(VENV) build src/*.egg-info
