@@ -179,8 +179,10 @@ def test_report_of_a_table_leads_with_the_corner_plot(tmp_path):
     path = tmp_path / "table.csv"
     np.savetxt(path, np.c_[rng.randn(400), rng.randn(400) ** 2, rng.rand(400)], delimiter=",",
                header="a,b,c", comments="")
+    # 2 couplings: the animation train draws has 50 frames instead of the 4-coupling default's 80
     assert main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--steps", "20", "--quiet",
-                 "--set", "model.hidden=8,8", "--set", "train.eval_every=10", "--set", "train.time_budget=0"]) == 0
+                 "--set", "model.hidden=8,8", "--set", "model.n_couplings=2", "--set", "train.eval_every=10",
+                 "--set", "train.time_budget=0"]) == 0
     assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
     text = (tmp_path / "r.html").read_text()
     assert text.index('alt="every pair of coordinates') < text.index("<h2>Training curves")
