@@ -192,7 +192,7 @@ CASES = [
      "train.grad_clip must be >= 0, got nan", None),
     ("range-fraction", "validation share above 1", T + " --data {tmp}/ok.npy --set data.val_fraction=1.5",
      "data.val_fraction must be in [0, 1), got 1.5", None),
-    ("range-steps", "zero steps", T + " --data {tmp}/ok.npy --steps 0", "train.steps must be > 0, got 0", None),
+    ("range-steps", "negative steps", T + " --data {tmp}/ok.npy --steps -3", "train.steps must be >= 0, got -3", None),
     ("config-missing", "config file does not exist", "train {tmp}/missing.toml --out {tmp}/new",
      "config file not found: {tmp}/missing.toml", None),
     ("config-toml", "config file is not TOML", "train {tmp}/bad.toml --out {tmp}/new",

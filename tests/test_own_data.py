@@ -107,7 +107,7 @@ def test_test_data_and_evaluate_data_end_to_end(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "train.npy"), "--test-data", str(tmp_path / "test.npy"),
                  "--out", str(run), "--no-pictures", "--steps", "40", "--quiet"]) == 0
     evaluation = json.loads((run / "evaluation.json").read_text())
-    assert evaluation["n_test"] == 123 and evaluation["n_train"] + round(0.2 * 400) == 400
+    assert evaluation["n_test"] == 123 and evaluation["n_train"] + round(0.2 * 400) == 400  # --steps: no folds
     assert evaluation["baseline_gaussian_test_nll_nats"] == pytest.approx(gaussian_nll(_train_rows(run), test))
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(tmp_path / "other.npy"), "--json"]) == 0

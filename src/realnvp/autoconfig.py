@@ -15,6 +15,9 @@ from realnvp.data.vectors import read_vectors
 # Seconds of training a default run may take (each benchmark table must finish within 3 minutes,
 # evaluation and start-up included).
 TIME_BUDGET = 120.0
+# Tables with fewer rows (training + validation) choose their number of steps by K-fold cross-validation
+# (realnvp.training.crossval) instead of a validation split of under 200 rows.
+CV_ROWS, CV_FOLDS = 1000, 5
 
 
 def fit_rows(data: DataConfig) -> tuple[int, int]:
@@ -34,23 +37,25 @@ def fit_rows(data: DataConfig) -> tuple[int, int]:
     return rows - max(1, int(round(data.test_fraction * rows))), dim
 
 
-def vector_defaults(rows: int, dim: int) -> dict[str, Any]:
+def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[str, Any]:
     """The settings (``section.key`` -> value) for a table of ``rows`` training+validation rows and
     ``dim`` columns. The flow starts at the full-covariance Gaussian of all non-test rows (``whiten``)
-    and can only move from it while validation improves; small tables get small networks, weight
-    decay, a larger validation share, full-data batches and an evaluation every few epochs so early
-    stopping acts before over-fitting; large tables get wider networks, more couplings and larger
-    batches, all within ``TIME_BUDGET`` seconds.
+    and can only move from it while held-out rows improve; tables under ``CV_ROWS`` rows get small
+    networks, weight decay and full-data batches, and the number of steps from ``CV_FOLDS``-fold
+    cross-validation (then every row trains); larger tables a validation split evaluated every few
+    epochs for early stopping, wider networks, more couplings and larger batches; all within
+    ``TIME_BUDGET`` seconds. ``cross_validate=False``: a validation split whatever the size.
 
     Example:
         >>> small, large = vector_defaults(120, 13), vector_defaults(800_000, 13)
-        >>> small["model.hidden"], small["train.batch_size"], small["train.eval_every"]
-        ((32, 32), 96, 10)
+        >>> small["model.hidden"], small["train.batch_size"], small["train.eval_every"], small["train.cv_folds"]
+        ((32, 32), 96, 10, 5)
         >>> large["model.hidden"], large["train.batch_size"], large["train.eval_every"]
         ((256, 256), 512, 500)
     """
-    val_fraction = 0.2 if rows < 2000 else 0.1
-    n_train = rows - int(round(val_fraction * rows))
+    small = cross_validate and rows < CV_ROWS  # every row trains, the folds decide how long
+    val_fraction = 0.0 if small else 0.2 if rows < 2000 else 0.1
+    n_train = rows - rows // CV_FOLDS if small else rows - int(round(val_fraction * rows))
     width = 32 if rows < 1000 else 64 if rows < 5000 else 128 if rows < 50_000 else 256
     couplings = 4 if rows < 1000 else 6 if rows < 5000 else 8
     couplings = max(couplings, 8) if dim == 2 and rows >= 1000 else couplings
@@ -66,19 +71,22 @@ def vector_defaults(rows: int, dim: int) -> dict[str, Any]:
         "model.n_couplings": couplings,
         "train.batch_size": batch,
         "train.lr": 1e-3,
-        "train.lr_schedule": "cosine",
-        "train.warmup_steps": min(100, eval_every),
+        # The cross-validated number of steps is the real run's length: a cosine schedule would depend on it.
+        "train.lr_schedule": "constant" if small else "cosine",
+        "train.warmup_steps": 0 if small else min(100, eval_every),
         "train.weight_decay": 1e-4 if rows < 5000 else 0.0,
         "train.steps": int(min(6000, max(2000, 200 * steps_per_epoch))),
         "train.eval_every": eval_every,
         "train.patience": 10 if rows < 5000 else 6,
+        "train.cv_folds": CV_FOLDS if small else 0,
         "train.time_budget": TIME_BUDGET,
     }
 
 
 def autosize(cfg: Config, explicit: set[str]) -> tuple[Config, str]:
     """``cfg`` with ``vector_defaults`` for its data file applied, except the ``explicit`` settings,
-    and one line saying what was chosen. The batch size never exceeds the training rows.
+    and one line saying what was chosen. The batch size never exceeds the training rows; an explicit
+    ``train.steps`` turns cross-validation off (those steps run, with a validation split).
 
     Example:
         >>> import numpy as np
@@ -91,7 +99,9 @@ def autosize(cfg: Config, explicit: set[str]) -> tuple[Config, str]:
         'defaults for 120 rows x 4 columns: ... (--set KEY=VALUE overrides any)'
     """
     rows, dim = fit_rows(cfg.data)
-    chosen = {key: value for key, value in vector_defaults(rows, dim).items() if key not in explicit}
+    # The user's number of steps is run as given (with a validation split), not cross-validated.
+    defaults = vector_defaults(rows, dim, cross_validate="train.steps" not in explicit)
+    chosen = {key: value for key, value in defaults.items() if key not in explicit}
     raw = cfg.to_dict()
     for key, value in chosen.items():
         section, _, name = key.partition(".")

@@ -103,6 +103,7 @@ class TrainConfig:
     eval_every: int = 500  # steps between validation evaluations and checkpoints
     log_every: int = 0  # steps between running train-NLL records in metrics.jsonl; 0: max(1, steps // 50)
     patience: int = 0  # stop after this many evaluations without validation improvement; 0 disables
+    cv_folds: int = 0  # >= 2: choose the number of steps by K-fold cross-validation, then train on every row
     time_budget: float = 0.0  # seconds of training; 0 disables
     seed: int = 0  # model initialisation and batch order
     compile: bool = False  # torch.compile the model's log-density for training
@@ -259,10 +260,10 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
     "model.n_context": (0, 10**5, True), "model.context_embed": (0, 1024, False),
-    "train.steps": (0, 10**9, False), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
+    "train.steps": (0, 10**9, True), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
     "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.log_every": (0, 10**9, True),
-    "train.patience": (0, 10**6, True),
+    "train.patience": (0, 10**6, True), "train.cv_folds": (0, 100, True),
     "train.time_budget": (0, 10**8, True), "train.seed": (0, SEED_MAX, True), "train.max_bad_steps": (0, 1000, False),
 }
 MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers
@@ -307,6 +308,8 @@ def check_settings(cfg: Config) -> None:
         raise UserError(f"data.noise must be a finite number (< 0 for the dataset's default), got {cfg.data.noise}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise UserError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.train.cv_folds == 1:
+        raise UserError("train.cv_folds must be 0 (off) or at least 2 folds, got 1")
     if not 0 < cfg.data.test_fraction < 1:
         raise UserError(f"data.test_fraction must be in (0, 1), got {cfg.data.test_fraction}")
     if not 0 < cfg.model.logit_alpha < 0.5:

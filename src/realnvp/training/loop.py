@@ -9,23 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from realnvp.bijectors import dequantize
 from realnvp.config import Config, check_settings
-from realnvp.data import load_splits
 from realnvp.errors import UserError
-from realnvp.evaluation.baselines import gaussian_fit
-from realnvp.evaluation.metrics import bits_per_dim, mean_nll
+from realnvp.evaluation.metrics import mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
-from realnvp.training.context import settle_context
+from realnvp.training.crossval import settle_steps
 from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_decides
 from realnvp.training.guard import NonFiniteGuard
 from realnvp.training.logs import MetricsLogger, Progress, metrics_logger
 from realnvp.training.preflight import check_fits
+from realnvp.training.prepared import TrainingData
 from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
 from realnvp.training.step import CompiledOrEager, fetch_batch_and_context, lr_factor, make_optimizer, train_step
 
@@ -71,12 +68,16 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     check_settings(cfg)
     t = cfg.train
     device, info = join(t.device)
-    data = _Data.load(cfg, device)
+    data = TrainingData.load(cfg, device)
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
     for note in notes if info.is_main else ():
         log(note)
+    if t.cv_folds:  # small tables: the number of steps from K-fold cross-validation on every training row
+        cfg = settle_steps(cfg, data.vector_rows(), log if info.is_main else (lambda line: None))
+        run.write_config(cfg) if info.is_main else None
     job = _start(cfg, run, data, device, info, latest, log)
+    t = cfg.train
     display = Progress(t.steps, job.step, progress and info.is_main)
     log_every = t.log_every or max(1, t.steps // 50)
     stop_reason = f"reached {t.steps} steps"
@@ -115,60 +116,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
 
 @dataclass
-class _Data:
-    """The training examples on the training device, the validation examples (images dequantized once,
-    so validation NLLs are comparable) and, for vectors, the standardisation the model's first layer
-    applies."""
-
-    train_x: torch.Tensor
-    val_x: torch.Tensor
-    levels: int  # pixel levels for images, 0 for vectors
-    loc: torch.Tensor | None
-    scale: torch.Tensor | None
-    train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
-    val_c: torch.Tensor | None = None
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
-
-    def with_bits_per_dim(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Images: ``record`` plus its NLLs in bits/dim (``train_bpd``, ``val_bpd``), the unit people read."""
-        if self.levels:
-            dims = math.prod(self.event_shape)
-            record.update({f"{which}_bpd": bits_per_dim(record[f"{which}_nll"], dims, self.levels)
-                           for which in ("train", "val") if f"{which}_nll" in record})
-        return record
-
-    @classmethod
-    def load(cls, cfg: Config, device: torch.device) -> _Data:
-        splits = load_splits(cfg.data, labels=cfg.model.conditional)
-        settle_context(cfg, splits)  # model.conditional and n_context, before the config is written
-        train_x = torch.from_numpy(splits.train).to(device)
-        val_x = torch.from_numpy(splits.val)
-        loc = scale = None
-        if splits.n_levels:
-            val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
-        elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
-            # Fitted on every row that is not a test row, so the untrained flow IS the Gaussian a
-            # user's baseline fits (evaluate's column); the couplings still learn on training rows only.
-            fit_rows = np.concatenate([splits.train, splits.val]) if len(splits.val) else splits.train
-            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(fit_rows))
-        else:
-            wide = train_x.double()  # float64: the squares of values around 1e20 overflow float32
-            loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
-        contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
-        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
-
-
-@dataclass
 class _Job:
     """One training run in progress: the model and optimizer, and the counters a checkpoint holds."""
 
     cfg: Config
     run: RunDir
     info: DistInfo
-    data: _Data
+    data: TrainingData
     flow: Flow
     model: Any  # what runs the forward: the flow, wrapped by DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
@@ -289,7 +243,7 @@ def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ..
     return latest
 
 
-def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: DistInfo,
+def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, info: DistInfo,
            latest: tuple[dict[str, Any], Path] | None, log: Any) -> _Job:
     """Build the flow and optimizer (seeded with ``train.seed``), restore the checkpoint when resuming,
     arm the non-finite guard and wrap the flow for DDP and ``torch.compile`` as asked."""
@@ -321,7 +275,7 @@ def _start(cfg: Config, run: RunDir, data: _Data, device: torch.device, info: Di
     flow.train()
     metrics_log = metrics_logger(t.tensorboard and info.is_main, run.path)
     job = _Job(cfg, run, info, data, flow, model, optimizer, batches, guard, memory_format, metrics_log, **counters)
-    if not latest and cfg.model.whiten and len(data.val_x):
+    if not latest and (cfg.model.whiten or not t.steps):
         _keep_baseline(job)
     return job
 
@@ -332,11 +286,12 @@ def _keep_baseline(job: _Job) -> None:
     training only replaces them by weights that beat the baseline on validation by more than the
     validation set's own noise (on 20-24 validation rows, the best of many evaluations often beats the
     Gaussian by chance and then loses to it on the test rows)."""
-    job.flow.eval()
-    with torch.no_grad():
-        nll = -job.flow.log_prob(job.data.val_x, job.data.val_c).double()
-    job.best_val = nll.mean().item() - nll.std().nan_to_num().item() / math.sqrt(len(nll))
-    job.flow.train()
+    if len(job.data.val_x):
+        job.flow.eval()
+        with torch.no_grad():
+            nll = -job.flow.log_prob(job.data.val_x, job.data.val_c).double()
+        job.best_val = nll.mean().item() - nll.std().nan_to_num().item() / math.sqrt(len(nll))
+        job.flow.train()
     if job.info.is_main:
         save_checkpoint(job.run.path / BEST, job.snapshot())
 

@@ -1,0 +1,80 @@
+"""The examples a training run works on, prepared once: training rows on the device, validation rows
+(images dequantized once so validation NLLs are comparable) and the standardisation or whitening the
+first layer of a vector model applies."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from realnvp.bijectors import dequantize
+from realnvp.config import Config
+from realnvp.data import load_splits
+from realnvp.errors import UserError
+from realnvp.evaluation.baselines import gaussian_fit
+from realnvp.evaluation.metrics import bits_per_dim
+from realnvp.training.context import settle_context
+
+
+@dataclass
+class TrainingData:
+    """The training examples on the training device, the validation examples (images dequantized once,
+    so validation NLLs are comparable) and, for vectors, the standardisation the model's first layer
+    applies.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> data = TrainingData.load(load_config("moons", ["data.n_train=500"]), torch.device("cpu"))
+        >>> data.event_shape, data.levels, len(data.train_x) + len(data.val_x)
+        ((2,), 0, 500)
+    """
+
+    train_x: torch.Tensor
+    val_x: torch.Tensor
+    levels: int  # pixel levels for images, 0 for vectors
+    loc: torch.Tensor | None
+    scale: torch.Tensor | None
+    train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
+    val_c: torch.Tensor | None = None
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def vector_rows(self) -> torch.Tensor:
+        """The training rows of a vector data set (what ``train.cv_folds`` splits into folds)."""
+        if self.levels or self.train_c is not None:
+            raise UserError("train.cv_folds works on unconditional vector data only; set it to 0")
+        return self.train_x
+
+    def with_bits_per_dim(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Images: ``record`` plus its NLLs in bits/dim (``train_bpd``, ``val_bpd``), the unit people read."""
+        if self.levels:
+            dims = math.prod(self.event_shape)
+            record.update({f"{which}_bpd": bits_per_dim(record[f"{which}_nll"], dims, self.levels)
+                           for which in ("train", "val") if f"{which}_nll" in record})
+        return record
+
+    @classmethod
+    def load(cls, cfg: Config, device: torch.device) -> TrainingData:
+        splits = load_splits(cfg.data, labels=cfg.model.conditional)
+        settle_context(cfg, splits)  # model.conditional and n_context, before the config is written
+        train_x = torch.from_numpy(splits.train).to(device)
+        val_x = torch.from_numpy(splits.val)
+        loc = scale = None
+        if splits.n_levels:
+            val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
+        elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
+            # Fitted on every row that is not a test row, so the untrained flow IS the Gaussian a
+            # user's baseline fits (evaluate's column); the couplings still learn on training rows only.
+            fit_rows = np.concatenate([splits.train, splits.val]) if len(splits.val) else splits.train
+            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(fit_rows))
+        else:
+            wide = train_x.double()  # float64: the squares of values around 1e20 overflow float32
+            loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
+        contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
+        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
