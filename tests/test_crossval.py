@@ -51,12 +51,13 @@ def test_small_table_without_flags_cross_validates_and_trains_every_row(tmp_path
     run = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "train.npy"), "--test-data", str(tmp_path / "test.npy"),
                  "--out", str(run), "--no-pictures"]) == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if "fold cross-validation" in line]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "fold cross-validation on" in line]
     assert len(lines) == 1 and lines[0].startswith("5-fold cross-validation on 150 rows")
     steps = json.loads((run / "config.json").read_text())["train"]["steps"]
     assert lines[0].endswith(f"training on all 150 rows for {steps} steps") and steps > 0
     evaluation = json.loads((run / "evaluation.json").read_text())
-    assert evaluation["n_train"] == 150 and evaluation["stop_reason"] == f"reached {steps} steps"
+    assert evaluation["n_train"] == 150
+    assert evaluation["stop_reason"] == f"reached {steps} steps (chosen by 5-fold cross-validation)"
     assert evaluation["test_nll_nats"] < evaluation["baseline_gaussian_test_nll_nats"] - 0.05
 
 

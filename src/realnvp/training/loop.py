@@ -80,7 +80,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     t = cfg.train
     display = Progress(t.steps, job.step, progress and info.is_main)
     log_every = t.log_every or max(1, t.steps // 50)
-    stop_reason = f"reached {t.steps} steps"
+    stop_reason = f"reached {t.steps} steps" + (f" (chosen by {t.cv_folds}-fold cross-validation)"
+                                                 if t.cv_folds else "")
     start = time.perf_counter() - job.elapsed
     out_of_time = job.out_of_time()
     try:
