@@ -18,7 +18,7 @@ chosen on (``--seed 1``).
     python benchmarks/tabular.py                  # every table (nice'd), rows appended to tabular_results.jsonl
     python benchmarks/tabular.py --only 'iris,synth8*'   # iris and every table starting with synth8
     python benchmarks/tabular.py --table          # print the RESULTS.md section from tabular_results.jsonl
-    python benchmarks/tabular.py --results        # and write it into RESULTS.md ("## Tables")
+    python benchmarks/tabular.py --results        # rewrite all of RESULTS.md (= python benchmarks/results.py)
 """
 
 from __future__ import annotations
@@ -40,38 +40,14 @@ from sklearn import datasets
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
+from tables import N_TEST_SYNTH, read_jsonl, tabular_names, tabular_section, write_results  # same folder
 
 from realnvp.evaluation.baselines import gaussian_nll
 
 HERE = Path(__file__).resolve().parent
 JSONL = HERE / "tabular_results.jsonl"
-RESULTS = HERE / "RESULTS.md"
-INTRO = """## Tables
-
-Written by `python benchmarks/tabular.py --results` from `tabular_results.jsonl` (do not edit by hand);
-the rows were made by `python benchmarks/tabular.py` (every table, one driver invocation, seed 0).
-`realnvp train --data train.npy --test-data test.npy` with no other flags against baselines fitted on
-the same training rows and scored on the same test rows. Test NLL in nats per example, lower is better;
-*entropy* is the known density's (Monte Carlo, 200,000 draws); *KL gap /dim* is `mean(log p - log q)`
-over the test rows divided by D; *ours - best /dim* compares with the best of the three baselines (the
-KDE is fitted on at most 20,000 rows, its bandwidth cross-validated on at most 5,000). *wall s* is the
-whole CLI run (start-up, training, evaluation) and *load* the 1-minute load average when it started
-(2.0 = both cores busy). Discipline: seed 0 is reported; the defaults were chosen on seed 1 (other
-rotations, draws and splits). Tables under 1,000 rows choose their number of steps by 5-fold
-cross-validation and then train on every row (`realnvp.training.crossval`): that rule was chosen on
-seed 1's iris, diabetes, synth2_n100 and synth8_n100 (their seed-1 lines are in the .jsonl) before
-seed 0 was run with it. A flow that keeps its untrained Gaussian scores in float32 against the
-baseline's float64 (a difference near 1e-6 nats), so *ours <= Gaussian* counts ties within 1e-4 nats.
-
-"""
-SIZES = (100, 1000, 10_000, 100_000)
-DIMS = (2, 8, 16, 32)
-N_TEST_SYNTH = 5000
 # The KDE baseline is fitted on at most this many training rows: its scoring is quadratic in them.
 KDE_ROWS = 20_000
-# A flow kept at its untrained Gaussian scores the test rows in float32, the baseline in float64: they
-# differ by about 1e-6 nats, which is a tie, not a loss.
-TIE = 1e-4
 SPREAD, BEND = 0.5, 0.4  # the banana pair (a, SPREAD * b + BEND * (a^2 - 1)), a, b ~ N(0, 1)
 
 
@@ -109,12 +85,6 @@ def real_table(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.RandomState(seed).permutation(len(x))
     n_test = int(round(0.2 * len(x)))
     return x[order[n_test:]], x[order[:n_test]]
-
-
-def tables(seed: int) -> list[tuple[str, int, int]]:
-    """``(name, rows, dim)`` of every table, the skipped ones included."""
-    real = [("iris", 150, 4), ("diabetes", 442, 10), ("digits", 1797, 64)]
-    return real + [(f"synth{d}_n{n}", n, d) for d in DIMS for n in SIZES]
 
 
 def baselines(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, float]:
@@ -208,73 +178,24 @@ def score_file(folder: Path) -> np.ndarray:
     return np.loadtxt(out, delimiter=",", skiprows=1)[:, 1]
 
 
-def table(rows: list[dict[str, Any]], seed: int = 0) -> str:
-    """The RESULTS.md section: one row per table (the latest line of each), NLL in nats per example."""
-    latest = {r["table"]: r for r in rows if r["seed"] == seed and not r["extra"]}
-    head = ("| table | rows x D | ours | Gaussian | GMM (BIC) | KDE (CV) | entropy | KL gap /dim | "
-            "ours - best /dim | wall s | load |\n|---|---|---|---|---|---|---|---|---|---|---|")
-    lines, wins, close, gaps, missing = [head], 0, 0, [], []
-    for name, _, _ in tables(seed):
-        r = latest.get(name)
-        if r is None:
-            missing.append(name)
-            continue
-        best = min(r["gaussian"], r["gmm"], r["kde"])
-        margin = (r["ours"] - best) / r["dim"]
-        wins += r["ours"] <= r["gaussian"] + TIE
-        close += margin <= 0.02
-        gap = r.get("kl_gap")
-        if gap is not None and r["rows"] - N_TEST_SYNTH >= 10_000:
-            gaps.append(gap / r["dim"])
-        cells = [name, f"{r['rows'] - (N_TEST_SYNTH if gap is not None else 0)} x {r['dim']}",
-                 f"{r['ours']:.3f}", f"{r['gaussian']:.3f}", f"{r['gmm']:.3f} ({r['gmm_components']})",
-                 f"{r['kde']:.3f}", f"{r['entropy']:.3f}" if gap is not None else "",
-                 f"{gap / r['dim']:.4f}" if gap is not None else "", f"{margin:+.4f}", f"{r['wall_s']:.0f}",
-                 f"{r['start_load'][0]:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    n = len(lines) - 1
-    cpu = next(iter(latest.values()), {}).get("cpu", "?")
-    if missing:
-        lines.append(f"\nNo row yet for {', '.join(missing)}.")
-    lines.append(f"\n{n} tables; ours <= Gaussian on {wins}/{n}; within 0.02 nats/dim of the best baseline on "
-                 f"{close}/{n} ({100 * close / max(n, 1):.0f} %); mean KL gap for n >= 10,000: "
-                 f"{np.mean(gaps) if gaps else float('nan'):.4f} nats/dim; slowest run "
-                 f"{max((r['wall_s'] for r in latest.values()), default=0):.0f} s. CPU: {cpu}.")
-    return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Tables`` section of ``path`` (up to the next ``## `` heading) by ``section``,
-    or append it."""
-    text = path.read_text()
-    start = text.find("\n## Tables\n")
-    if start < 0:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = text.find("\n## ", start + 1)
-    path.write_text(text[: start + 1] + section + (text[end:] if end >= 0 else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="*", help="comma-separated table names; NAME* matches a prefix")
     parser.add_argument("--seed", type=int, default=0, help="0 is reported; 1 is for choosing defaults")
     parser.add_argument("--set", action="append", default=[], help="extra --set for realnvp train (trials)")
     parser.add_argument("--table", action="store_true", help="print the RESULTS.md section and exit")
-    parser.add_argument("--results", action="store_true", help="write the section into RESULTS.md and exit")
+    parser.add_argument("--results", action="store_true", help="rewrite all of RESULTS.md and exit")
     parser.add_argument("--jsonl", type=Path, default=JSONL)
     args = parser.parse_args()
-    if args.table or args.results:
-        rows = [json.loads(x) for x in args.jsonl.read_text().splitlines() if x.strip()]
-        section = INTRO + table(rows, args.seed) + "\n"
-        if args.results:
-            write_section(RESULTS, section)
-        else:
-            print(section)
+    if args.results:  # the whole of RESULTS.md, this section included (benchmarks/results.py)
+        print(write_results())
+        return
+    if args.table:
+        print(tabular_section(read_jsonl(args.jsonl), args.seed))
         return
     os.nice(10)
     extra = [f"--set={s}" for s in args.set]
-    for name, rows, dim in tables(args.seed):
+    for name, rows, dim in tabular_names():
         if not any(name == pick or (pick.endswith("*") and name.startswith(pick[:-1]))
                    for pick in args.only.split(",")):
             continue

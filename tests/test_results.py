@@ -1,0 +1,68 @@
+"""benchmarks/RESULTS.md is written by ``python benchmarks/results.py`` from the raw ``.jsonl`` lines: a hand
+edit or a raw line added without rerunning the command fails here, and the sentences follow the numbers."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import tables  # noqa: E402  (benchmarks/tables.py: standard library only)
+
+
+def test_results_md_is_what_the_command_writes(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    subprocess.run([sys.executable, str(BENCH / "results.py"), "--out", str(out)], check=True, capture_output=True)
+    assert out.read_bytes() == (BENCH / "RESULTS.md").read_bytes(), (
+        "benchmarks/RESULTS.md differs from what `python benchmarks/results.py` writes from the .jsonl files: "
+        "run it (and never edit RESULTS.md by hand)")
+
+
+def _copy_raw(tmp_path: Path) -> Path:
+    for path in BENCH.glob("*.jsonl"):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+def _rewrite(path: Path, change) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path.write_text("".join(json.dumps(change(r)) + "\n" for r in rows))
+
+
+def test_a_changed_raw_number_changes_the_table_and_the_sentences(tmp_path):
+    folder = _copy_raw(tmp_path)
+    before = tables.render(folder)
+
+    def worse_preset_better_zuko(row):
+        if row.get("label") == "realnvp_moons_preset" and row["seed"] == 1:
+            row["test_nll"] = 0.4123
+        if row.get("label") == "zuko":
+            row["test_nll"] = {0: 0.30, 1: 0.31, 2: 0.32}[row["seed"]]
+        return row
+
+    _rewrite(folder / "moons_results.jsonl", worse_preset_better_zuko)
+    after = tables.render(folder)
+    assert after != before
+    assert "| 0.317 | 0.412 | 0.314 |" in after  # the table cell
+    assert "(goal <= 0.35: not met)" in after and "(goal <= 0.35: met)" in before  # the sentence
+    # zuko now beats ours on every seed by more than the eager-vs-compiled spread: three losses, no win
+    assert "0 wins, 0 ties, 3 losses" in after and "1 win, 2 ties, 0 losses" in before
+
+
+def test_per_seed_verdicts_count_a_difference_inside_the_spread_as_a_tie():
+    assert tables.verdict(0.004, 0.031) == "tie"
+    assert tables.verdict(-0.146, 0.031) == "win"
+    assert tables.verdict(0.05, 0.031) == "loss"
+    assert tables.verdict(3.0, 4.0, lower_is_better=False) == "tie"
+    assert tables.tally(["win", "tie", "tie"]) == "1 win, 2 ties, 0 losses"
+
+
+def test_host_cells_say_what_a_line_lacks():
+    assert tables.host({}) == "not recorded"
+    assert tables.host({"cpu": "x86_64"}) == "x86_64 (no model name, no lscpu flags)"
+    assert tables.host({"cpu": "AMD EPYC"}) == "AMD EPYC (no lscpu flags)"
+    assert tables.host({"cpu": "AMD EPYC", "cpu_flags": "fpu avx2 fma"}) == "AMD EPYC, AVX2, no AVX-512"
+    assert tables.host({"cpu": "AMD EPYC", "avx512": ["avx512f"], "avx2": True}) == "AMD EPYC, AVX-512 (AVX flags only)"
