@@ -15,7 +15,17 @@ Two modes, each printing one JSON line in the peers' format (``common.emit``):
 Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1`` gives the peers' 150-step smoke run.
 """
 
-import argparse
+import os
+import sys
+
+# realnvp first: with OMP_WAIT_POLICY=PASSIVE it sets GOMP_SPINCOUNT before torch loads libgomp
+# (src/realnvp/__init__.py), as it does for the realnvp command; --no-spin keeps libgomp's passive 0.
+if "--no-spin" in sys.argv:
+    os.environ["GOMP_SPINCOUNT"] = "0"
+import realnvp  # noqa: E402, F401
+
+# isort: split
+import argparse  # noqa: E402
 import tempfile
 import time
 
@@ -52,11 +62,13 @@ def run_protocol(compile_step: bool, conditioner: str) -> None:
         timer.add(time.perf_counter() - ts)
     nll = mean_nll(flow, test_x)
     final_train = float(np.mean(losses[-100:]))
-    peer = "realnvp" + ("_pwl" if conditioner == "pwl" else "") + ("_compiled" if compile_step else "")
+    peer = ("realnvp" + ("_pwl" if conditioner == "pwl" else "") + ("_compiled" if compile_step else "")
+            + ("_nospin" if os.environ.get("GOMP_SPINCOUNT") == "0" else ""))
     common.emit(peer=peer, protocol="moons", test_nll=nll,
                 params=flow.n_params(), step_ms_median=timer.median_ms(), wall_s=time.perf_counter() - t0,
                 final_train_loss_std_space=final_train - float(np.log(sd).sum()),
                 nan_losses=int(np.isnan(losses).sum()), torch=torch.__version__,
+                gomp_spincount=os.environ.get("GOMP_SPINCOUNT"),
                 first_step_ms=1e3 * timer.t[0],
                 note="realnvp moons-tutorial preset: 4 AffineCoupling(MLP 1-512-512-2, zero-init last layer, "
                      "s = scale*tanh(raw)) after a Standardize layer; fused Adam"
@@ -91,6 +103,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="protocol mode: torch.compile the log-density")
     parser.add_argument("--conditioner", choices=("mlp", "pwl"), default="mlp",
                         help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in harness.py")
+    parser.add_argument("--no-spin", action="store_true",
+                        help="GOMP_SPINCOUNT=0: OpenMP threads sleep at once under OMP_WAIT_POLICY=PASSIVE (row "
+                             "realnvp_nospin; the default lets realnvp set a short spin)")
     parser.add_argument("--budget", type=float, default=100.0,
                         help="preset mode: seconds of training (the protocol run's wall time)")
     args = parser.parse_args()

@@ -41,6 +41,7 @@ RUNS = {
     "zuko": (PEERS_DIR, ["moons_zuko.py"]),
     "jax": (PEERS_DIR, ["moons_jax.py"]),
     "realnvp": (ROOT, [str(HERE / "moons.py")]),
+    "realnvp_nospin": (ROOT, [str(HERE / "moons.py"), "--no-spin"]),
     "realnvp_compiled": (ROOT, [str(HERE / "moons.py"), "--compile"]),
     "realnvp_pwl": (ROOT, [str(HERE / "moons.py"), "--conditioner", "pwl"]),
     "realnvp_moons_preset": (ROOT, [str(HERE / "moons.py"), "--mode", "preset"]),

@@ -7,7 +7,17 @@ so the command line's ``--help`` and tab completion never wait for torch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# With OMP_WAIT_POLICY=PASSIVE, libgomp's worker threads (torch's intra-op pool, MKL's GEMMs) sleep the
+# moment a parallel region ends, so each of the hundreds of small regions in a training step must wake
+# a sleeping thread again; in a VM that wake-up costs more than many of the ops (benchmarks/PROFILE.md:
+# 0.6x the step time on moons with a short spin). A short spin first (libgomp counts ~100,000 rounds
+# per ms, so tens of microseconds) keeps the threads awake between back-to-back ops and still sleeps
+# in real idle time. It acts only if set before torch loads libgomp and never overrides a user's value.
+if os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
+    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 _EXPORTS = {
     "Flow": "realnvp.flow",
