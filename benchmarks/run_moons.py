@@ -113,7 +113,9 @@ def main() -> None:
     parser.add_argument("--wait-idle", type=float, default=300.0,
                         help="before each run wait up to this many seconds for the CPU to be idle (busy < 15%%)")
     args = parser.parse_args()
-    labels = driver_labels(parser, args, RUNS, table)
+    from tables import moons_table  # --table-only prints RESULTS.md's table (benchmarks/tables.py, results.py)
+
+    labels = driver_labels(parser, args, RUNS, moons_table)
     if labels is None:
         return
     print(f"# moons protocol, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seeds {args.seeds}"

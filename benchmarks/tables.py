@@ -22,8 +22,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 Row = dict[str, Any]
 # Order of the moons and digits implementations in their tables (the drivers' RUNS order).
-MOONS_ORDER = ("torch_ref", "normflows", "nflows", "nflows_exp", "zuko", "jax", "realnvp", "realnvp_compiled",
-               "realnvp_pwl", "realnvp_moons_preset")
+MOONS_ORDER = ("torch_ref", "normflows", "nflows", "nflows_exp", "zuko", "jax", "realnvp", "realnvp_nospin",
+               "realnvp_compiled", "realnvp_pwl", "realnvp_moons_preset")
 REFERENCE = "torch_ref"
 
 
