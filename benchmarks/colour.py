@@ -35,8 +35,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 import skimage.data
 import torch
 from harness import append_jsonl, cpu_busy, train_logged  # same folder
+from tables import machine  # same folder: lscpu model name and flags
 
 from realnvp.config import load_config
 from realnvp.evaluation.metrics import bits_per_dim, evaluate_run, seeded_dequantizations
@@ -86,16 +85,9 @@ def make_patches() -> tuple[np.ndarray, np.ndarray]:
 
 def host() -> dict[str, Any]:
     """The CPU model, its flags, threads, torch version, load and niceness: recorded with every figure."""
-    info = {}
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("Model name", "Flags", "CPU(s)"):
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    flags = set(info.get("Flags", "").split())
-    return {"cpu": info.get("Model name", platform.processor()), "cpus": info.get("CPU(s)"),
+    info = machine()
+    flags = set(info["cpu_flags"].split())
+    return {"cpu": info["cpu"], "cpu_flags": info["cpu_flags"], "cpus": info["cpus"],
             "avx512": sorted(f for f in flags if f.startswith(("avx512", "amx"))), "avx2": "avx2" in flags,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "nice": os.nice(0),
             "loadavg": os.getloadavg()[0]}

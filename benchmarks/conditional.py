@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
+from tables import machine as host_record  # same folder: lscpu model name and flags
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("digits", "moons"), help="one of the two tasks")
     parser.add_argument("--quick", action="store_true", help="20 steps each: a smoke run")
     args = parser.parse_args()
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    host = host_record()
+    machine = {"cpu": host["cpu"], "cpu_flags": host["cpu_flags"], "cores": os.cpu_count(),
                "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0]}
     rows = [] if args.only == "moons" else digits(args.budget, Path(args.out), args.quick)
     if args.only != "digits":

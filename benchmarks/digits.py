@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from harness import image_rows, peers_common, train_logged  # same folder
+from tables import machine  # same folder: lscpu model name and flags, load
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp folder)")
     args = parser.parse_args()
     common.torch_setup()  # 2 threads, torch.manual_seed(PEERS_SEED)
-    t0 = time.perf_counter()
+    t0, host = time.perf_counter(), machine()
     train_v, test_v = common.digits()
     cfg = load_config(args.preset, [f"train.seed={common.SEED}", f"train.time_budget={args.budget}"])
     splits = load_splits(cfg.data)
@@ -79,7 +80,8 @@ def main() -> None:
                 best_val_bpd=common.bits_per_dim(result.best_val_nll),
                 bits_per_dim_realnvp=ours, bits_per_dim_evaluate_run=evaluation["bits_per_dim"],
                 bits_per_dim_iw_bound=bits_per_dim(nll_iw, 64, 17), budget_s=args.budget,
-                n_train=len(splits.train), n_val=len(splits.val), torch=torch.__version__,
+                n_train=len(splits.train), n_val=len(splits.val), torch=torch.__version__, cpu=host["cpu"],
+                cpu_flags=host["cpu_flags"], loadavg_1m_before=host["loadavg"],
                 log=[m for m in messages if "stopped" in m or "non-finite" in m],
                 note=f"realnvp '{args.preset}' preset: {cfg.model.n_scales} scales, {cfg.model.feature_maps} feature "
                      f"maps, {cfg.model.n_blocks} residual blocks, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "

@@ -13,6 +13,7 @@ prints one JSON line in the peers' format (``common.emit``). Run with ``PYTHONPA
 import argparse
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from harness import HERE, image_rows, peers_common, train_logged  # same folder
+from tables import machine  # same folder: lscpu model name and flags, load
 
 from realnvp.config import load_config
 from realnvp.data import load_splits
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp folder)")
     args = parser.parse_args()
     common.torch_setup()
-    t0 = time.perf_counter()
+    t0, host = time.perf_counter(), machine()
     with np.load(DATA) as archive:
         x_train, x_test = archive["x_train"], archive["x_test"]
     cfg = load_config(args.preset, [f"data.path={DATA}", f"train.seed={common.SEED}",
@@ -79,7 +81,9 @@ def main() -> None:
                 best_val_bpd=bits_per_dim(result.best_val_nll, D, LEVELS), best_step=best["step"],
                 stop_reason=result.stop_reason, bits_per_dim_realnvp=ours, budget_s=args.budget,
                 n_train=len(splits.train), n_val=len(splits.val), samples=str(args.samples),
-                sample_temperature=args.temperature, torch=torch.__version__,
+                sample_temperature=args.temperature, torch=torch.__version__, cpu=host["cpu"],
+                cpu_flags=host["cpu_flags"], loadavg_1m_before=host["loadavg"],
+                command=" ".join(["benchmarks/mnist10k.py", *sys.argv[1:]]),
                 val_bpd_curve=[(r["step"], round(r["elapsed_s"]), round(bits_per_dim(r["val_nll"], D, LEVELS), 4))
                                for r in records if "val_nll" in r],
                 log=[m for m in messages if "stopped" in m or "non-finite" in m],
