@@ -553,7 +553,7 @@ example, lower is better; *entropy* is the known density's (Monte Carlo, 200,000
 `mean(log p - log q)` over the test rows divided by D; *ours - best /dim* compares with the best of the
 three baselines (the KDE is fitted on at most 20,000 rows, its bandwidth cross-validated on at most
 5,000). *wall s* is the whole CLI run (start-up, training, evaluation); *load* the 1-minute load average
-before / after it (2.0 = both cores busy). Discipline: seed 0 is reported; the defaults were chosen on
+before / after it (2.0 = both cores busy; each run has `OMP_NUM_THREADS=1`). Discipline: seed 0 is reported; the defaults were chosen on
 seed 1 (other rotations, draws and splits). Tables under 1,000 rows choose their number of steps by
 5-fold cross-validation and then train on every row (`realnvp.training.crossval`, `train.cv_folds`),
 a rule chosen on seed 1's lines. A flow that keeps its untrained Gaussian scores in float32 against the
@@ -784,12 +784,12 @@ def colour_section(rows: list[Row]) -> str:
 HEADER = """# Benchmark results
 
 Written by `python benchmarks/results.py` from the `.jsonl` files in this folder (do not edit by hand:
-`tests/test_results.py` fails when this file differs from what that command writes). Every number below
-is a field of a raw line or computed from raw lines; fixed prose describes protocols and commands. The
-discipline these tables follow, and where they do not yet, is at the top of `README.md`. *host* is the
-CPU model from a line's `lscpu` record ("not recorded" for lines written before hosts were recorded);
-*load* is the 1-minute load average before / after a run. Peers' venv: `/tmp/peers-venv`
-(`README.md`); every driven run has `OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE` unless said otherwise.
+`tests/test_results.py` fails when this file differs from what that command writes). Every measured
+number below is a field of a raw line or computed from raw lines; the fixed prose (protocols, goals,
+commands) is a template in `tables.py`. The discipline is at the top of `README.md`; where a table
+predates it, its section says what its lines lack. *host* is the CPU model from a line's `lscpu` record
+("not recorded" for lines written before hosts were recorded); *load* is the 1-minute load average
+before / after a run. Peers' venv: `/tmp/peers-venv` (`README.md`).
 """
 
 
