@@ -548,17 +548,17 @@ TABULAR_INTRO = """## Tables
 
 `realnvp train --data train.npy --test-data test.npy` with no other flags against baselines fitted on
 the same training rows and scored on the same test rows (`benchmarks/tabular.py`, seed 0; the rows are
-appended to `tabular_results.jsonl`, the latest seed-0 line of each table is shown). Test NLL in nats per
-example, lower is better; *entropy* is the known density's (Monte Carlo, 200,000 draws); *KL gap /dim* is
-`mean(log p - log q)` over the test rows divided by D; *ours - best /dim* compares with the best of the
-three baselines (the KDE is fitted on at most 20,000 rows, its bandwidth cross-validated on at most
-5,000). *wall s* is the whole CLI run (start-up, training, evaluation); *load* the 1-minute load average
-before / after it (2.0 = both cores busy; each run has `OMP_NUM_THREADS=1`). Discipline: seed 0 is reported; the defaults were chosen on
-seed 1 (other rotations, draws and splits). Tables under 1,000 rows choose their number of steps by
-5-fold cross-validation and then train on every row (`realnvp.training.crossval`, `train.cv_folds`),
-a rule chosen on seed 1's lines. A flow that keeps its untrained Gaussian scores in float32 against the
-baseline's float64 (a difference near 1e-6 nats), so *ours <= Gaussian* counts ties within 1e-4 nats.
-One run per table, so no run-to-run spread is measured.
+appended to `tabular_results.jsonl`, the latest seed-0 line of each table is shown). Test NLL in nats
+per example, lower is better; *entropy* is the known density's (Monte Carlo, 200,000 draws); *KL gap
+/dim* is `mean(log p - log q)` over the test rows divided by D; *ours - best /dim* compares with the
+best of the three baselines (the KDE is fitted on at most 20,000 rows, its bandwidth cross-validated on
+at most 5,000). *wall s* is the whole CLI run (start-up, training, evaluation); *load* the 1-minute load
+average before / after it (2.0 = both cores busy; each run has `OMP_NUM_THREADS=1`). Discipline: seed 0
+is reported; the defaults were chosen on seed 1 (other rotations, draws and splits). Tables under 1,000
+rows choose their number of steps by 5-fold cross-validation and then train on every row
+(`realnvp.training.crossval`, `train.cv_folds`), a rule chosen on seed 1's lines. A flow that keeps its
+untrained Gaussian scores in float32 against the baseline's float64 (a difference near 1e-6 nats), so
+*ours <= Gaussian* counts ties within 1e-4 nats. One run per table, so no run-to-run spread is measured.
 
     python benchmarks/tabular.py           # every table, one invocation, rows appended to tabular_results.jsonl
 """
