@@ -73,7 +73,7 @@ def make_step(variant: str) -> Callable[[int], float]:
     """A closure running training step ``i`` of the protocol for one variant (fresh model, seed 0): the
     library's ``train_step``, with the flow's forward compiled for the compile variants."""
     train_np, _, mu, sd = moons_protocol_data()
-    cfg = load_config("moons-tutorial")
+    cfg = load_config("moons-tutorial", ["train.precision=bf16"] if variant == "bf16" else [])
     torch.manual_seed(0)
     flow = build_model(cfg.model, (2,), torch.tensor(mu, dtype=torch.float32), torch.tensor(sd, dtype=torch.float32))
     if variant.startswith("pwl"):
@@ -144,7 +144,7 @@ def variants(names: list[str], blocks: int, per_block: int) -> None:
     print()
 
 
-VARIANTS = ("eager", "eager-gather", "compile", "compile-max-autotune", "pwl", "pwl-compile")
+VARIANTS = ("eager", "eager-gather", "bf16", "compile", "compile-max-autotune", "pwl", "pwl-compile")
 
 
 def main() -> None:
