@@ -76,8 +76,10 @@ def table(rows: list[dict]) -> str:
     seeds = sorted({r["seed"] for r in ok})
     ref_ms = [r["step_ms_median"] for r in ok if r["label"] == REFERENCE]
     ref = statistics.mean(ref_ms) if ref_ms else None
+    jax_ms = [r["step_ms_median"] for r in ok if r["label"] == "jax"]
+    jax = statistics.mean(jax_ms) if jax_ms else None  # issue 12's yardstick: realnvp/jax <= 1
     head = ("| implementation | params | " + " | ".join(f"NLL seed {s}" for s in seeds)
-            + " | mean test NLL | median ms/step (per seed) | ms/step | ratio to torch_ref | wall s |")
+            + " | mean test NLL | median ms/step (per seed) | ms/step | ratio to torch_ref | ratio to jax | wall s |")
     out = [head, "|" + " --- |" + " ---: |" * (head.count("|") - 2)]
     for label in RUNS:
         mine = {r["seed"]: r for r in ok if r["label"] == label}
@@ -87,6 +89,7 @@ def table(rows: list[dict]) -> str:
         ms = [r["step_ms_median"] for r in mine.values() if r.get("step_ms_median") is not None]
         mean_ms = statistics.mean(ms) if ms else None
         ratio = mean_ms / ref if mean_ms is not None and ref else None
+        to_jax = mean_ms / jax if mean_ms is not None and jax else None
         per_seed_ms = " / ".join(fmt(m, ".1f") for m in ms) or "-"
         walls = statistics.mean(r["wall_s"] for r in mine.values())
         name = label + (f" ({statistics.mean(r['steps'] for r in mine.values()):.0f} steps)"
@@ -94,7 +97,7 @@ def table(rows: list[dict]) -> str:
         out.append(f"| {name} | {next(iter(mine.values()))['params']:,} | "
                    + " | ".join(fmt(v, ".3f") for v in nll)
                    + f" | {mean_nll(nll)} | {per_seed_ms} | "
-                   f"{fmt(mean_ms, '.1f')} | {fmt(ratio, '.2f')} | {walls:.0f} |")
+                   f"{fmt(mean_ms, '.1f')} | {fmt(ratio, '.2f')} | {fmt(to_jax, '.2f')} | {walls:.0f} |")
     loads = [r["loadavg_1m_before"] for r in rows]
     busy = [r["cpu_busy_before"] for r in rows]
     out.append("")

@@ -15,8 +15,11 @@ from typing import Any
 # a sleeping thread again; in a VM that wake-up costs more than many of the ops (benchmarks/PROFILE.md:
 # 0.6x the step time on moons with a short spin). A short spin first (libgomp counts ~100,000 rounds
 # per ms, so tens of microseconds) keeps the threads awake between back-to-back ops and still sleeps
-# in real idle time. It acts only if set before torch loads libgomp and never overrides a user's value.
-if os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
+# in real idle time. With more runnable jobs than cores spinning takes the core the awaited thread needs
+# (measured 1.5x slower at load 4 on 2 cores), so only below that load. It acts only if set before torch
+# loads libgomp and never overrides a user's value.
+if (os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive" and hasattr(os, "getloadavg")
+        and os.getloadavg()[0] < (os.cpu_count() or 1)):
     os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 _EXPORTS = {
