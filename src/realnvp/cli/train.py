@@ -51,7 +51,7 @@ def configure(args: argparse.Namespace, say: Any) -> Config:
         >>> np.save(tmp / "t.npy", np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
         >>> args = build_parser().parse_args(["train", "--data", str(tmp / "t.npy"), "--out", "x", "--steps", "50"])
         >>> cfg = configure(args, say=print)
-        defaults for 120 rows x 4 columns: val_fraction=0, ... (--set KEY=VALUE overrides any)
+        defaults for 120 rows x 4 columns: val_fraction=0.2, ... (--set KEY=VALUE overrides any)
         >>> cfg.train.steps, cfg.model.whiten
         (50, True)
     """
