@@ -597,7 +597,7 @@ def tabular_table(rows: list[Row], seed: int = 0) -> str:
         wins += latest[name]["ours"] <= latest[name]["gaussian"] + TIE
         close += margin <= 0.02
         if gap is not None and latest[name]["rows"] - N_TEST_SYNTH >= 10_000:
-            gaps.append(gap)
+            gaps.append((gap, name))
         lines.append("| " + " | ".join(cells) + " |")
     n = len(latest)
     small = [r for r in latest.values() if r["rows"] - (N_TEST_SYNTH if "kl_gap" in r else 0) < 1000]
@@ -607,12 +607,20 @@ def tabular_table(rows: list[Row], seed: int = 0) -> str:
         lines.append(f"\nNo row yet for {', '.join(missing)}.")
     lines.append(f"\n{n} tables; ours <= Gaussian on {wins}/{n}; within 0.02 nats/dim of the best baseline on "
                  f"{close}/{n} ({100 * close / max(n, 1):.0f} %); mean KL gap for n >= 10,000: "
-                 f"{num(finite_mean(gaps) if gaps else float('nan'), '.4f')} nats/dim; slowest run "
+                 f"{num(finite_mean(g for g, _ in gaps) if gaps else float('nan'), '.4f')} nats/dim (largest: "
+                 f"{'; '.join(f'{name} {g:.4f}' for g, name in sorted(gaps)[-1:])}); slowest run "
                  f"{max((r['wall_s'] for r in latest.values()), default=0):.0f} s. The rows were run at "
                  f"{plural(len(commits), 'commit')} ({', '.join(commits)})"
                  + (f" and {unrecorded} before commits were recorded" if unrecorded else "") + "; "
                  f"{sum('cv_folds=' in r.get('defaults', '') for r in small)} of the {len(small)} tables under "
                  f"1,000 rows ran with cross-validated steps. {hosts_line(list(latest.values()))}")
+    reruns = [(r, [e for e in rows if e["table"] == r["table"] and e["seed"] == seed and not e["extra"]
+                   and e.get("commit") == r.get("commit") and e is not r]) for r in latest.values()]
+    lines += [f"\n{r['table']} was run again alone at the same commit; the shown line replaces "
+              + ", ".join(f"a {e['wall_s']:.0f} s run (load {num(loads(e)[0], '.1f')} before, "
+                          f"{num(loads(e)[1], '.1f')} after; same NLL {e['ours']:.3f})"
+                          if abs(e["ours"] - r["ours"]) < 1e-9 else f"a run with NLL {e['ours']:.3f}"
+                          for e in earlier) + "." for r, earlier in reruns if earlier]
     return "\n".join(lines)
 
 
