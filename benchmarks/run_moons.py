@@ -30,6 +30,7 @@ from harness import (
     read_jsonl,
     run_json,
 )
+from tables import machine, moons_table
 
 REFERENCE = "torch_ref"
 # (label, working directory, script and arguments); label = the "peer" field the script emits.
@@ -57,7 +58,9 @@ def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) ->
         time.sleep(8)
         waited += 10
         busy = cpu_busy()
-    before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": busy, "waited_s": waited}
+    host = {key: value for key, value in machine().items() if key in ("cpu", "cpu_flags", "cpus")}
+    before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": busy, "waited_s": waited,
+              "invocation": args.invocation, **host}
     result = run_json(cmd, cwd, env, {"label": label, **before})
     return {"peer": label, "seed": seed, **result} if "error" in result else result
 
@@ -116,12 +119,12 @@ def main() -> None:
     parser.add_argument("--wait-idle", type=float, default=300.0,
                         help="before each run wait up to this many seconds for the CPU to be idle (busy < 15%%)")
     args = parser.parse_args()
-    from tables import moons_table  # --table-only prints RESULTS.md's table (benchmarks/tables.py, results.py)
 
-    labels = driver_labels(parser, args, RUNS, moons_table)
+    labels = driver_labels(parser, args, RUNS, moons_table)  # --table-only prints RESULTS.md's table
     if labels is None:
         return
-    print(f"# moons protocol, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seeds {args.seeds}"
+    args.invocation = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"  # written on every line of this run
+    print(f"# moons protocol, {args.invocation}, seeds {args.seeds}"
           + (", QUICK (150 steps)" if args.quick else ""), file=sys.stderr)
     if args.resume and args.jsonl is None:
         parser.error("--resume needs --jsonl")

@@ -155,20 +155,23 @@ for every implementation; test NLL in nats in the original data units; median ms
 100-2999, loss fetched inside the timed step). Seeds are model-initialisation seeds (`PEERS_SEED`). Rows:
 - `realnvp`: the library's `moons-tutorial` model (a `Standardize` layer makes the NLL come out in
   original units; 4 more parameters: the learned tanh scales, `model.scale_init`) through the library's
-  step (`realnvp.training.loop.make_optimizer`: fused Adam);
+  step (`realnvp.training.make_optimizer`: fused Adam), importing `realnvp` first as the CLI does, so
+  the short OpenMP spin it sets under `OMP_WAIT_POLICY=PASSIVE` when the load is below the core count
+  applies (`gomp_spincount` on each line: "3000" on, empty off; `docs/cli.md`, "Speed on a CPU");
+- `realnvp_nospin`: the same without that spin (`moons.py --no-spin`);
 - `realnvp_compiled`: the same with `torch.compile` (`moons.py --compile`);
 - `realnvp_pwl`: the same model with the prototype piecewise-linear MLP evaluation (`pwl_mlp.py`, not in
-  the library; same function and gradients, see `PROFILE.md`), run before `model.scale_init` changed
-  (its tanh scales started at 1), kept for its step time;
+  the library; same function and gradients, see `PROFILE.md`);
 - `realnvp_moons_preset`: the default `moons` preset via `realnvp.training.loop.train`, given the wall
   time of that seed's torch_ref run as `train.time_budget`, best-validation weights, scored on the
   protocol's test set.
 
-Commands (every run alone with `OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE`, after waiting up to 300 s for
-the CPU to be idle; the table was built with `--resume` from the same file):
+Command (one invocation; every run alone with `OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE`, after waiting
+up to 300 s for the CPU to be idle; peers and ours interleaved seed by seed):
 
-    /tmp/peers-venv/bin/python benchmarks/run_moons.py --resume --jsonl benchmarks/moons_results.jsonl
-    /tmp/peers-venv/bin/python benchmarks/run_moons.py --jsonl benchmarks/moons_results.jsonl --table-only
+    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/run_moons.py --jsonl benchmarks/moons_results.jsonl
+    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/run_moons.py --table-only \
+        --jsonl benchmarks/moons_results.jsonl
 """
 
 
@@ -206,17 +209,22 @@ def moons_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def _moons_discarded(discarded: list[Row]) -> str:
-    """The lines moved to ``moons_results_discarded.jsonl``, grouped by the reason they carry."""
-    reasons: dict[str, list[str]] = {}
-    for r in discarded:
-        reason = r.get("discarded_because") or r.get("discarded") or "no reason recorded"
-        reasons.setdefault(reason, []).append(
-            f"{r['label']} seed {r['seed']} (NLL {num(r['test_nll'])}, {num(r['step_ms_median'], '.1f')} ms/step, "
-            f"load {num(loads(r)[0], '.2f')})")
-    parts = [f"{'; '.join(items)}: *{reason}*" for reason, items in reasons.items()]
-    return (f"{len(discarded)} earlier lines are in `moons_results_discarded.jsonl`, not in the table: "
-            + ". ".join(parts) + ".")
+def _added_after(rows: list[Row]) -> str:
+    """Says which fields of which lines were added after their run, and why (``recorded_after_run``)."""
+    late = [r for r in rows if r.get("recorded_after_run")]
+    reasons = sorted({r["recorded_after_run"] for r in late})
+    if not late:
+        return ""
+    return f" {len(late)} lines got their host and invocation fields after the run: {'; '.join(reasons)}."
+
+
+def _moons_previous(previous: list[Row]) -> str:
+    """One sentence on the lines of earlier runs kept in ``moons_results_previous.jsonl``."""
+    if not previous:
+        return ""
+    hosts = sorted({host(r) for r in previous})
+    return (f"{len(previous)} lines of earlier runs (host: {', '.join(hosts)}; several invocations) are kept in "
+            "`moons_results_previous.jsonl`, not in the table.")
 
 
 def _nll_spread(a: dict[int, Row], b: dict[int, Row]) -> tuple[float, list[int]]:
@@ -233,7 +241,7 @@ def _best_peer(by: dict[str, dict[int, Row]], seeds: list[int]) -> str | None:
     return min(peers, key=lambda x: statistics.mean(by[x][s]["test_nll"] for s in seeds), default=None)
 
 
-def _moons_quality(by: dict[str, dict[int, Row]], discarded: list[Row]) -> list[str]:
+def _moons_quality(by: dict[str, dict[int, Row]], previous: list[Row]) -> list[str]:
     """Reading of the NLL columns: the preset's goal, ours vs the best peer per seed, the caveat."""
     out = []
     preset = by.get("realnvp_moons_preset", {})
@@ -246,7 +254,7 @@ def _moons_quality(by: dict[str, dict[int, Row]], discarded: list[Row]) -> list[
                    f"{span((r['budget_s'] for r in preset.values()), '.0f')} s).")
     ours, comp = by.get("realnvp", {}), by.get("realnvp_compiled", {})
     spread, seeds = _nll_spread(ours, comp)
-    peer = _best_peer(by, seeds)
+    peer = _best_peer(by, seeds) if seeds else None
     if peer:
         diffs = {s: ours[s]["test_nll"] - by[peer][s]["test_nll"] for s in seeds}
         verdicts = [verdict(diffs[s], spread) for s in seeds]
@@ -261,7 +269,7 @@ def _moons_quality(by: dict[str, dict[int, Row]], discarded: list[Row]) -> list[
             + ", ".join(f"seed {s} {diffs[s]:+.3f} ({v})" for s, v in zip(seeds, verdicts))
             + f": {tally(verdicts)}. The means differ by {abs(mean_o - mean_p):.3f}; only "
             f"{'seed ' + ', '.join(map(str, outside)) if outside else 'no seed'} differs by more than the spread.")
-    old = group([r for r in discarded if r.get("discarded")])
+    old = group([r for r in previous if r.get("discarded")])
     if old.get("realnvp"):
         old_o, old_c = old["realnvp"], old.get("realnvp_compiled", {})
         old_spread, _ = _nll_spread(old_o, old_c)
@@ -309,11 +317,12 @@ def speed_compare(by: dict[str, dict[int, Row]], ours: str, theirs: str) -> str:
             f"means: {verdict(mean_a - mean_b, spread)}")
 
 
-def _moons_speed(by: dict[str, dict[int, Row]], discarded: list[Row]) -> list[str]:
+def _moons_speed(by: dict[str, dict[int, Row]]) -> list[str]:
     """Reading of the ms/step columns: ours vs the eager reference and JAX, compile time, slowed rows."""
     out = ["- **Speed** (a difference inside the spread is a tie): "
-           + "; ".join(speed_compare(by, o, t) for o, t in (("realnvp", REFERENCE), ("realnvp_compiled", REFERENCE),
-                                                            ("realnvp_compiled", "jax"), ("realnvp", "jax"))) + "."]
+           + "; ".join(speed_compare(by, o, t) for o, t in (("realnvp", REFERENCE), ("realnvp", "jax"),
+                                                            ("realnvp_nospin", "jax"), ("realnvp_compiled", "jax")))
+           + "."]
     first = [r["first_step_ms"] / 1000 for r in by.get("realnvp_compiled", {}).values() if r.get("first_step_ms")]
     jit = [r["first_step_ms_incl_jit"] / 1000 for r in by.get("jax", {}).values() if r.get("first_step_ms_incl_jit")]
     out.append(f"- First step, compilation included: realnvp_compiled {span(first, '.1f')} s (the Inductor "
@@ -331,14 +340,21 @@ def _moons_speed(by: dict[str, dict[int, Row]], discarded: list[Row]) -> list[st
     out.append("- Rows over 25 % slower than the same implementation's fastest seed: " + ("; ".join(slow) or "none")
                + ". What else ran on the machine then is not in the lines. Rows kept although made at load >= 3: "
                + ("; ".join(busy) or "none") + ".")
-    if any(r.get("discarded") for r in discarded):
-        out.append("- Not one interleaved invocation: the `realnvp` and `realnvp_compiled` rows are re-runs made "
-                   "after the peer rows (`--resume --only realnvp,realnvp_compiled`, their first lines superseded "
-                   "above), which the discipline in `README.md` now forbids.")
+    runs = sorted({r.get("invocation") or "not recorded" for r in by_rows(by)})
+    spin = sorted({r.get("gomp_spincount") or "off" for r in by.get("realnvp", {}).values()})
+    out.append(f"- Invocations: {', '.join(runs)}"
+               + (" (one run of the driver, peers and ours interleaved)." if len(runs) == 1 and runs[0] !=
+                  "not recorded" else ": not one interleaved invocation, which the discipline forbids.")
+               + f" The `realnvp` row's OpenMP spin: {', '.join(spin)}.")
     return out
 
 
-def moons_section(rows: list[Row], discarded: list[Row]) -> str:
+def by_rows(by: dict[str, dict[int, Row]]) -> list[Row]:
+    """Every line of a ``group`` result."""
+    return [r for mine in by.values() for r in mine.values()]
+
+
+def moons_section(rows: list[Row], previous: list[Row]) -> str:
     """The whole ``## moons`` section of RESULTS.md."""
     by = group(rows)
     versions = sorted({r["torch"] for r in rows if r.get("torch")}) + sorted(
@@ -347,8 +363,9 @@ def moons_section(rows: list[Row], discarded: list[Row]) -> str:
                     ("normflows", "nflows", "zuko")})
     return "\n".join([
         MOONS_INTRO, f"Versions on the lines: torch {', '.join(versions)}; peers: {', '.join(notes)}. "
-        + _moons_discarded(discarded), "", moons_table(rows), "", hosts_line(rows), "", "Reading it:",
-        *_moons_quality(by, discarded), _moons_divergence(by), *_moons_speed(by, discarded), ""])
+        + _moons_previous(previous) + _added_after(rows), "", moons_table(rows), "", hosts_line(rows), "",
+        "Reading it:",
+        *_moons_quality(by, previous), _moons_divergence(by), *_moons_speed(by), ""])
 
 
 # ---- digits (protocol B) and mnist10k (protocol C) ------------------------------------------------
@@ -805,7 +822,7 @@ def render(folder: Path = HERE) -> str:
     """The whole of ``RESULTS.md`` from the ``.jsonl`` files in ``folder``."""
     moons = read_jsonl(folder / "moons_results.jsonl")
     mnist = read_jsonl(folder / "mnist10k_results.jsonl")
-    sections = [HEADER, moons_section(moons, read_jsonl(folder / "moons_results_discarded.jsonl")),
+    sections = [HEADER, moons_section(moons, read_jsonl(folder / "moons_results_previous.jsonl")),
                 digits_section(read_jsonl(folder / "images_results.jsonl")), mnist_section(mnist),
                 speed_section(moons, mnist), tabular_section(read_jsonl(folder / "tabular_results.jsonl")),
                 conditional_section(read_jsonl(folder / "conditional_results.jsonl")),
