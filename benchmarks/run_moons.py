@@ -10,9 +10,7 @@ before it started) so a table can be rebuilt with ``--table-only``.
 """
 
 import argparse
-import math
 import os
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -65,52 +63,6 @@ def run_one(label: str, seed: int, args: argparse.Namespace, budget_s: float) ->
     return {"peer": label, "seed": seed, **result} if "error" in result else result
 
 
-def mean_nll(values: list[float | None]) -> str:
-    """Mean over the seeds; a diverged (NaN) run is left out and the count of those is shown."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    diverged = sum(v is not None and not math.isfinite(v) for v in values)
-    text = fmt(statistics.mean(finite), ".3f") if finite else "NaN"
-    return text + (f" ({diverged} NaN run{'s' * (diverged > 1)} left out)" if diverged and finite else "")
-
-
-def table(rows: list[dict]) -> str:
-    """The markdown table: one line per implementation, in ``RUNS`` order."""
-    ok = [r for r in rows if "error" not in r]
-    seeds = sorted({r["seed"] for r in ok})
-    ref_ms = [r["step_ms_median"] for r in ok if r["label"] == REFERENCE]
-    ref = statistics.mean(ref_ms) if ref_ms else None
-    jax_ms = [r["step_ms_median"] for r in ok if r["label"] == "jax"]
-    jax = statistics.mean(jax_ms) if jax_ms else None  # issue 12's yardstick: realnvp/jax <= 1
-    head = ("| implementation | params | " + " | ".join(f"NLL seed {s}" for s in seeds)
-            + " | mean test NLL | median ms/step (per seed) | ms/step | ratio to torch_ref | ratio to jax | wall s |")
-    out = [head, "|" + " --- |" + " ---: |" * (head.count("|") - 2)]
-    for label in RUNS:
-        mine = {r["seed"]: r for r in ok if r["label"] == label}
-        if not mine:
-            continue
-        nll = [mine[s]["test_nll"] if s in mine else None for s in seeds]
-        ms = [r["step_ms_median"] for r in mine.values() if r.get("step_ms_median") is not None]
-        mean_ms = statistics.mean(ms) if ms else None
-        ratio = mean_ms / ref if mean_ms is not None and ref else None
-        to_jax = mean_ms / jax if mean_ms is not None and jax else None
-        per_seed_ms = " / ".join(fmt(m, ".1f") for m in ms) or "-"
-        walls = statistics.mean(r["wall_s"] for r in mine.values())
-        name = label + (f" ({statistics.mean(r['steps'] for r in mine.values()):.0f} steps)"
-                        if "steps" in next(iter(mine.values())) else "")
-        out.append(f"| {name} | {next(iter(mine.values()))['params']:,} | "
-                   + " | ".join(fmt(v, ".3f") for v in nll)
-                   + f" | {mean_nll(nll)} | {per_seed_ms} | "
-                   f"{fmt(mean_ms, '.1f')} | {fmt(ratio, '.2f')} | {fmt(to_jax, '.2f')} | {walls:.0f} |")
-    loads = [r["loadavg_1m_before"] for r in rows]
-    busy = [r["cpu_busy_before"] for r in rows]
-    out.append("")
-    out.append(f"{len(ok)} runs ({len(rows) - len(ok)} failed); 1-min load average before each run "
-               f"{min(loads):.2f}-{max(loads):.2f} (median {statistics.median(loads):.2f}); CPU busy fraction "
-               f"before each run {min(busy):.2f}-{max(busy):.2f}.")
-    out += [f"FAILED: {r['peer']} seed {r['seed']}: {r['error']}" for r in rows if "error" in r]
-    return "\n".join(out)
-
-
 def main() -> None:
     parser = driver_parser(__doc__, RUNS, "smoke run: 150 steps per run (PEERS_SMOKE=1)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated PEERS_SEED values")
@@ -140,7 +92,7 @@ def main() -> None:
             keep_row(rows, result, f"seed {seed} {label}", lambda r: f"NLL {r['test_nll']:.4f}, "
                      f"{fmt(r.get('step_ms_median'), '.1f')} ms/step, wall {r['wall_s']:.0f} s, "
                      f"load {r['loadavg_1m_before']}", args.jsonl)
-    print(table(rows))
+    print(moons_table(rows))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from realnvp.config import Config
-from realnvp.evaluation.baselines import gaussian_fit
 from realnvp.evaluation.metrics import log_prob_in_chunks
 from realnvp.flow import Flow
 from realnvp.models import build_model
+from realnvp.training.prepared import first_layer_fit
 from realnvp.training.step import fetch_batch, lr_factor, make_optimizer, train_step
 
 
@@ -102,13 +102,8 @@ def cross_validate_steps(cfg: Config, rows: torch.Tensor) -> CrossValidation:
 
 
 def _fold_flow(cfg: Config, rows: torch.Tensor) -> Flow:
-    """A fresh flow whose whitening (when the model whitens) is the Gaussian of this fold's rows only."""
-    loc = scale = None
-    if cfg.model.whiten:
-        loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(rows.double().cpu().numpy()))
-    else:
-        wide = rows.double()
-        loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
+    """A fresh flow whose first layer (the whitening, when the model whitens) is fitted on this fold's rows only."""
+    loc, scale = first_layer_fit(rows.double().cpu().numpy(), cfg.model.whiten)
     return build_model(cfg.model, tuple(rows.shape[1:]), loc, scale).to(rows.device).train()
 
 

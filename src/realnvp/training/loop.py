@@ -75,7 +75,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         log(note)
     if t.cv_folds:  # small tables: the number of steps from K-fold cross-validation on every training row
         cfg = settle_steps(cfg, data.vector_rows(), log if info.is_main else (lambda line: None))
-        run.write_config(cfg) if info.is_main else None
+        if info.is_main:  # config.json records the chosen number of steps
+            run.write_config(cfg)
     job = _start(cfg, run, data, device, info, latest, log)
     t = cfg.train
     display = Progress(t.steps, job.step, progress and info.is_main)

@@ -68,13 +68,31 @@ class TrainingData:
         loc = scale = None
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
-        elif cfg.model.whiten:  # scale: the covariance's Cholesky factor (models/vector.py, Whiten)
+        elif cfg.model.whiten:
             # Fitted on every row that is not a test row, so the untrained flow IS the Gaussian a
             # user's baseline fits (evaluate's column); the couplings still learn on training rows only.
             fit_rows = np.concatenate([splits.train, splits.val]) if len(splits.val) else splits.train
-            loc, scale = (torch.from_numpy(a).float() for a in gaussian_fit(fit_rows))
+            loc, scale = first_layer_fit(fit_rows, whiten=True)
         else:
-            wide = train_x.double()  # float64: the squares of values around 1e20 overflow float32
-            loc, scale = wide.mean(0).float().cpu(), wide.std(0).clamp_min(1e-6).float().cpu()
+            loc, scale = first_layer_fit(splits.train, whiten=False)
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
         return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
+
+
+def first_layer_fit(rows: np.ndarray, whiten: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loc, scale)`` of a vector model's fixed first layer for ``rows``: the mean and the covariance's
+    Cholesky factor when it whitens (models/vector.py, ``Whiten``), else the mean and per-column std;
+    fitted in float64 (the squares of values around 1e20 overflow float32), returned as CPU float32.
+
+    Example:
+        >>> loc, scale = first_layer_fit(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]]), whiten=False)
+        >>> loc.tolist(), scale.shape
+        ([2.0, 4.0], torch.Size([2]))
+        >>> first_layer_fit(np.eye(3), whiten=True)[1].shape
+        torch.Size([3, 3])
+    """
+    if whiten:
+        loc, chol = gaussian_fit(rows)
+        return torch.from_numpy(loc).float(), torch.from_numpy(chol).float()
+    wide = torch.from_numpy(np.asarray(rows, dtype=np.float64))
+    return wide.mean(0).float(), wide.std(0).clamp_min(1e-6).float()
