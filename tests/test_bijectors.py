@@ -7,6 +7,7 @@ from realnvp.bijectors import (
     AffineCoupling,
     BatchNormFlow,
     Chain,
+    InvertibleLinear,
     MaskedAffineCoupling,
     Standardize,
     alternating_mask,
@@ -121,3 +122,24 @@ def test_conditioner_of_the_wrong_width_is_an_error_naming_the_expected_width():
     masked = MaskedAffineCoupling(checkerboard_mask(2, 2, 0), torch.nn.Conv2d(3, 3, 1), channels=3)
     with pytest.raises(ValueError, match=r"returned 3 features .* expected 6 .* 3 channels"):
         masked(torch.randn(1, 3, 2, 2))
+
+
+@pytest.mark.parametrize("dim", [2, 5])
+@pytest.mark.parametrize("start", ["identity", "random"])
+def test_invertible_linear(dim, start):
+    torch.manual_seed(0)
+    weight = None if start == "identity" else torch.randn(dim, dim)  # a random one needs row pivoting
+    layer = perturb_(InvertibleLinear(dim, weight))
+    check_bijector(layer, torch.randn(16, dim))
+
+
+def test_invertible_linear_starts_at_its_weight_and_rejects_a_singular_one():
+    weight = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(3, 4)
+    z, log_det = InvertibleLinear(4, weight)(x)
+    torch.testing.assert_close(z, x @ weight.T, atol=1e-5, rtol=0)
+    torch.testing.assert_close(log_det, torch.linalg.slogdet(weight)[1].expand(3), atol=1e-5, rtol=0)
+    z, log_det = InvertibleLinear(4)(x)
+    assert torch.equal(z, x) and torch.equal(log_det, torch.zeros(3))
+    with pytest.raises(ValueError, match="invertible"):
+        InvertibleLinear(2, torch.tensor([[1.0, 2.0], [2.0, 4.0]]))

@@ -2,6 +2,7 @@
 
 from realnvp.bijectors.base import Bijector, Chain, Standardize, Step
 from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
+from realnvp.bijectors.linear import InvertibleLinear
 from realnvp.bijectors.masks import alternating_mask, checkerboard_mask, half_mask, random_mask
 from realnvp.bijectors.normalization import BatchNormFlow, Whiten
 from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
@@ -13,6 +14,7 @@ __all__ = [
     "Bijector",
     "Chain",
     "FactorOut",
+    "InvertibleLinear",
     "Logit",
     "MaskedAffineCoupling",
     "Squeeze",

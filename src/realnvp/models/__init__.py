@@ -41,7 +41,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             loc, scale = torch.zeros(dim), torch.eye(dim) if cfg.whiten else torch.ones(dim)
         try:
             return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
-                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context)
+                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context,
+                                     linear=cfg.linear)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     if cfg.kind == "image":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, Standardize, Whiten
+from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, InvertibleLinear, Standardize, Whiten
 from realnvp.bijectors.masks import alternating_mask, half_mask, random_mask
 from realnvp.flow import Flow
 from realnvp.nets import MLP, ContextMLP
@@ -24,8 +24,9 @@ def build_vector_flow(
     mask_seed: int = 0,
     scale_init: float = 1.0,
     context_size: int = 0,
+    linear: bool = False,
 ) -> Flow:
-    """A vector Real NVP: ``[Standardize] -> (coupling [-> batch norm]) x n_couplings``.
+    """A vector Real NVP: ``[Standardize] -> ([linear ->] coupling [-> batch norm]) x n_couplings``.
 
     Arguments:
         dim: data dimension D (at least 2).
@@ -42,11 +43,16 @@ def build_vector_flow(
             training grows it); 2-D toys with thin structure train faster from 2 than from 1.
         context_size: a conditional flow ``p(x | c)`` on that many real context features: every
             conditioner MLP sees ``[x_a, c]`` (``ContextMLP``); ``log_prob``/``sample`` take ``context=``.
+        linear: a learned invertible linear layer (``InvertibleLinear``, starting at the identity) before
+            each coupling, so the flow can turn the directions its fixed masks split (tables whose
+            structure lies along mixed columns).
 
     Example:
         >>> flow = build_vector_flow(dim=5, n_couplings=6, hidden=(32,), mask="random")
         >>> flow.sample(4).shape
         torch.Size([4, 5])
+        >>> build_vector_flow(dim=4, n_couplings=2, hidden=(8,), linear=True).log_prob(torch.zeros(1, 4)).shape
+        torch.Size([1])
         >>> conditional = build_vector_flow(dim=2, hidden=(16,), context_size=1)
         >>> conditional.log_prob(torch.zeros(3, 2), context=torch.ones(3, 1)).shape
         torch.Size([3])
@@ -66,6 +72,8 @@ def build_vector_flow(
         else:
             random_layer_mask = random_mask(dim, generator) if i % 2 == 0 else ~random_layer_mask
             m = random_layer_mask
+        if linear:
+            layers.append(InvertibleLinear(dim))
         n_pass = int(m.sum())
         net = (ContextMLP(n_pass, context_size, 2 * (dim - n_pass), hidden) if context_size
                else MLP(n_pass, 2 * (dim - n_pass), hidden))
