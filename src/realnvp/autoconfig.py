@@ -54,6 +54,9 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
         ((32, 32), 96, 10, 5)
         >>> large["model.hidden"], large["train.batch_size"], large["train.eval_every"]
         ((256, 256), 512, 500)
+        >>> mid = vector_defaults(10_000, 32)  # narrow, slower, decayed; a linear layer before each coupling
+        >>> mid["model.hidden"], mid["train.lr"], mid["train.weight_decay"], mid["model.linear"]
+        ((32, 32), 0.0005, 0.001, True)
     """
     small = cross_validate and rows < CV_ROWS  # every row trains, the folds decide how long
     val_fraction = 0.0 if small else 0.2 if rows < 2000 else 0.1
