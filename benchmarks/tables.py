@@ -363,7 +363,8 @@ def moons_section(rows: list[Row], previous: list[Row]) -> str:
                     ("normflows", "nflows", "zuko")})
     return "\n".join([
         MOONS_INTRO, f"Versions on the lines: torch {', '.join(versions)}; peers: {', '.join(notes)}. "
-        + previous_sentence(previous, "moons_results_previous.jsonl") + _added_after(rows), "", moons_table(rows), "", hosts_line(rows), "",
+        + previous_sentence(previous, "moons_results_previous.jsonl") + _added_after(rows), "", moons_table(rows), "",
+        hosts_line(rows), "",
         "Reading it:",
         *_moons_quality(by, previous), _moons_divergence(by), *_moons_speed(by), ""])
 
@@ -386,7 +387,8 @@ Commands (the digits part of `run_images.py`; `--quick` is a smoke run with 10 s
 
     PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/run_images.py \\
         --only torch_ref,normflows,nflows,zuko,jax,realnvp --jsonl benchmarks/images_results.jsonl
-    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/run_images.py --jsonl benchmarks/images_results.jsonl --table-only
+    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/run_images.py \\
+        --jsonl benchmarks/images_results.jsonl --table-only
 """
 
 

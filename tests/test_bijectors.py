@@ -143,3 +143,16 @@ def test_invertible_linear_starts_at_its_weight_and_rejects_a_singular_one():
     assert torch.equal(z, x) and torch.equal(log_det, torch.zeros(3))
     with pytest.raises(ValueError, match="invertible"):
         InvertibleLinear(2, torch.tensor([[1.0, 2.0], [2.0, 4.0]]))
+
+
+def test_invertible_linear_stays_float32_under_bf16_autocast():
+    """train.precision=bf16 autocasts the whole loss; the linear layer must not run in bf16."""
+    layer = perturb_(InvertibleLinear(6, torch.randn(6, 6, generator=torch.Generator().manual_seed(2))))
+    x = torch.randn(5, 6)
+    z, log_det = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z_auto, log_det_auto = layer(x)
+        x_back, _ = layer.inverse(z_auto)
+    assert z_auto.dtype == torch.float32 and x_back.dtype == torch.float32
+    assert torch.equal(z_auto, z) and torch.equal(log_det_auto, log_det)
+    torch.testing.assert_close(x_back, x, atol=1e-4, rtol=0)

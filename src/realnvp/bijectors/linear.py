@@ -56,11 +56,17 @@ class InvertibleLinear(Bijector):
         return self.log_scale.sum().to(x.dtype).expand(x.shape[0])
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        lower, upper = self._factors()
-        weight = self.permutation @ lower @ upper
-        return x @ weight.T + self.bias, self._log_det(x)
+        # Outside bf16 autocast (train.precision): only the s/t networks may run in bf16.
+        with torch.autocast(x.device.type, enabled=False):
+            lower, upper = self._factors()
+            weight = self.permutation @ lower @ upper
+            return x @ weight.T + self.bias, self._log_det(x)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(z.device.type, enabled=False):
+            return self._inverse(z)
+
+    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         lower, upper = self._factors()
         # W^{-1} (z - b) column-wise: P^T, then L^{-1}, then U^{-1}, each a triangular solve.
         y = (z - self.bias) @ self.permutation  # rows times P is P^T applied to each row vector
