@@ -30,7 +30,7 @@ class InvertibleLinear(Bijector):
 
     def __init__(self, dim: int, weight: Tensor | None = None) -> None:
         super().__init__()
-        weight = torch.eye(dim) if weight is None else weight.detach().to(torch.float64)
+        weight = torch.eye(dim) if weight is None else weight.detach()
         if weight.shape != (dim, dim):
             raise ValueError(f"InvertibleLinear({dim}) needs a [{dim}, {dim}] weight, got {tuple(weight.shape)}")
         p, lower, upper = torch.linalg.lu(weight.to(torch.float64))
