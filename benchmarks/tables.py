@@ -212,9 +212,9 @@ def moons_table(rows: list[Row]) -> str:
 def _added_after(rows: list[Row]) -> str:
     """Says which fields of which lines were added after their run, and why (``recorded_after_run``)."""
     late = [r for r in rows if r.get("recorded_after_run")]
-    reasons = sorted({r["recorded_after_run"] for r in late})
     if not late:
         return ""
+    reasons = sorted({r["recorded_after_run"] for r in late})
     return f" {len(late)} lines got their host and invocation fields after the run: {'; '.join(reasons)}."
 
 

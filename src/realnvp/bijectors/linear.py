@@ -39,7 +39,8 @@ class InvertibleLinear(Bijector):
             raise ValueError("InvertibleLinear needs an invertible weight")
         self.register_buffer("permutation", p.float())
         self.register_buffer("sign", diagonal.sign().float())
-        self.register_buffer("lower_mask", torch.tril(torch.ones(dim, dim), -1))
+        # Derived from dim, so kept out of checkpoints; it keeps L unit lower-triangular under updates.
+        self.register_buffer("lower_mask", torch.tril(torch.ones(dim, dim), -1), persistent=False)
         self.lower = nn.Parameter(lower.float() * self.lower_mask)
         self.upper = nn.Parameter(torch.triu(upper, 1).float())
         self.log_scale = nn.Parameter(diagonal.abs().log().float())
@@ -64,12 +65,8 @@ class InvertibleLinear(Bijector):
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(z.device.type, enabled=False):
-            return self._inverse(z)
-
-    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        lower, upper = self._factors()
-        # W^{-1} (z - b) column-wise: P^T, then L^{-1}, then U^{-1}, each a triangular solve.
-        y = (z - self.bias) @ self.permutation  # rows times P is P^T applied to each row vector
-        y = torch.linalg.solve_triangular(lower, y.T, upper=False, unitriangular=True)
-        x = torch.linalg.solve_triangular(upper, y, upper=True).T
-        return x, -self._log_det(z)
+            lower, upper = self._factors()
+            # W^{-1} (z - b) column-wise: P^T, then L^{-1}, then U^{-1}, each a triangular solve.
+            y = (z - self.bias) @ self.permutation  # rows times P is P^T applied to each row vector
+            y = torch.linalg.solve_triangular(lower, y.T, upper=False, unitriangular=True)
+            return torch.linalg.solve_triangular(upper, y, upper=True).T, -self._log_det(z)
