@@ -126,11 +126,13 @@ def test_conditioner_of_the_wrong_width_is_an_error_naming_the_expected_width():
 
 @pytest.mark.parametrize("dim", [2, 5])
 @pytest.mark.parametrize("start", ["identity", "random"])
-def test_invertible_linear(dim, start):
+@pytest.mark.parametrize("pixels", [(), (3, 2)], ids=["vectors", "images"])
+def test_invertible_linear(dim, start, pixels):
+    """Vectors [N, D], and images [N, D, H, W]: a 1x1 convolution whose log-det counts every pixel."""
     torch.manual_seed(0)
     weight = None if start == "identity" else torch.randn(dim, dim)  # a random one needs row pivoting
     layer = perturb_(InvertibleLinear(dim, weight))
-    check_bijector(layer, torch.randn(16, dim))
+    check_bijector(layer, torch.randn(4 if pixels else 16, dim, *pixels))
 
 
 def test_invertible_linear_starts_at_its_weight_and_rejects_a_singular_one():

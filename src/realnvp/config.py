@@ -67,7 +67,7 @@ class ModelConfig:
     bn_momentum: float = 0.05
     scale_init: float = 1.0  # starting value of every coupling's learned tanh scale (bounds |s| at first)
     whiten: bool = False  # vectors: first layer whitens with the training rows' full covariance (Cholesky)
-    linear: bool = False  # vectors: a learned invertible linear (LU) layer before each coupling
+    linear: bool = False  # a learned invertible linear (LU) layer before each coupling (images: 1x1 convolution)
     # kind = "image": the paper's multi-scale model (models/image.py)
     n_scales: int = 2  # scales; each but the last squeezes once and factors out half
     feature_maps: int = 64  # s/t ResNet width at the first scale, doubled at each later scale

@@ -1,6 +1,7 @@
-"""A learned invertible linear map of vectors, LU-parameterised (Glow's invertible 1x1 convolution,
-Kingma & Dhariwal 2018, section 3.2; nflows' ``LULinear``): between couplings it lets the flow rotate
-and shear the coordinates that fixed masks split, at O(D^2) cost and an O(D) log-determinant."""
+"""A learned invertible linear map of vectors or of each pixel's channels, LU-parameterised (Glow's
+invertible 1x1 convolution, Kingma & Dhariwal 2018, section 3.2; nflows' ``LULinear``): between
+couplings it lets the flow rotate and shear the coordinates that fixed masks split, at O(D^2) cost and
+an O(D) log-determinant."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from realnvp.bijectors.base import Bijector
 
 
 class InvertibleLinear(Bijector):
-    """``z = x W^T + b`` with ``W = P L U``: ``P`` a fixed permutation, ``L`` unit lower-triangular,
-    ``U`` upper-triangular with diagonal ``sign * exp(log_scale)``; ``log|det W| = sum(log_scale)``,
-    so the log-det costs nothing and ``W`` stays invertible whatever the optimiser does.
+    """``z = x W^T + b`` on vectors ``[N, D]``, or ``W`` applied to every pixel's ``D`` channels of
+    images ``[N, D, H, W]`` (a 1x1 convolution; the log-det counts each pixel), with ``W = P L U``:
+    ``P`` a fixed permutation, ``L`` unit lower-triangular, ``U`` upper-triangular with diagonal
+    ``sign * exp(log_scale)``; ``log|det W| = sum(log_scale)``, so the log-det costs nothing
+    and ``W`` stays invertible whatever the optimiser does.
 
     Starts at the identity (``weight=None``) so inserting it leaves the flow's initial density
     unchanged; any invertible ``weight`` is decomposed with ``torch.linalg.lu`` instead.
@@ -26,6 +29,8 @@ class InvertibleLinear(Bijector):
         >>> x, inverse_log_det = layer.inverse(z)
         >>> torch.allclose(x, torch.ones(2, 3)), (log_det + inverse_log_det).abs().max().item()
         (True, 0.0)
+        >>> round(layer(torch.ones(2, 3, 4, 5))[1][0].item(), 4)  # images: 20 pixels, each log(1) = 0
+        0.0
     """
 
     def __init__(self, dim: int, weight: Tensor | None = None) -> None:
@@ -54,19 +59,27 @@ class InvertibleLinear(Bijector):
         return lower, upper
 
     def _log_det(self, x: Tensor) -> Tensor:
-        return self.log_scale.sum().to(x.dtype).expand(x.shape[0])
+        pixels = x[0, 0].numel() if x.dim() == 4 else 1
+        return (pixels * self.log_scale.sum()).to(x.dtype).expand(x.shape[0])
+
+    @staticmethod
+    def _mix(x: Tensor, matrix: Tensor) -> Tensor:
+        """``matrix`` times each vector of ``x``, or times each pixel's channels of images."""
+        return torch.einsum("ij,njhw->nihw", matrix, x) if x.dim() == 4 else x @ matrix.T
+
+    def _bias(self, x: Tensor) -> Tensor:
+        return self.bias[:, None, None] if x.dim() == 4 else self.bias
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         # Outside bf16 autocast (train.precision): only the s/t networks may run in bf16.
         with torch.autocast(x.device.type, enabled=False):
             lower, upper = self._factors()
-            weight = self.permutation @ lower @ upper
-            return x @ weight.T + self.bias, self._log_det(x)
+            return self._mix(x, self.permutation @ lower @ upper) + self._bias(x), self._log_det(x)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(z.device.type, enabled=False):
             lower, upper = self._factors()
-            # W^{-1} (z - b) column-wise: P^T, then L^{-1}, then U^{-1}, each a triangular solve.
-            y = (z - self.bias) @ self.permutation  # rows times P is P^T applied to each row vector
-            y = torch.linalg.solve_triangular(lower, y.T, upper=False, unitriangular=True)
-            return torch.linalg.solve_triangular(upper, y, upper=True).T, -self._log_det(z)
+            # W^{-1} = U^{-1} L^{-1} P^T by two triangular solves (no general matrix inverse).
+            inverse = torch.linalg.solve_triangular(lower, self.permutation.T, upper=False, unitriangular=True)
+            inverse = torch.linalg.solve_triangular(upper, inverse, upper=True)
+            return self._mix(z - self._bias(z), inverse), -self._log_det(z)

@@ -24,6 +24,7 @@ from realnvp.bijectors import (
     Bijector,
     Chain,
     FactorOut,
+    InvertibleLinear,
     Logit,
     MaskedAffineCoupling,
     Squeeze,
@@ -51,9 +52,10 @@ def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
 class CouplingSettings:
     """How every coupling of the image model is built: its s/t ResNet (``hidden`` feature maps at the
     first scale, doubled at each later one; ``n_blocks`` residual blocks; ``norm`` inside), the learned
-    tanh scale's start, and the batch norm that follows it (``bn_momentum``; none if not ``batch_norm``).
-    With ``n_classes`` every s/t network also sees the example's class label as ``embed`` learned
-    channels (``ContextResNet``): a class-conditional model.
+    tanh scale's start, the batch norm that follows it (``bn_momentum``; none if not ``batch_norm``) and,
+    with ``linear``, a learned 1x1 invertible convolution of the channels before it (Glow's). With
+    ``n_classes`` every s/t network also sees the example's class label as ``embed`` learned channels
+    (``ContextResNet``): a class-conditional model.
 
     Example:
         >>> layers = CouplingSettings(hidden=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
@@ -70,6 +72,7 @@ class CouplingSettings:
     bn_momentum: float = 0.005
     n_classes: int = 0
     embed: int = 8
+    linear: bool = False
 
     def net(self, c_in: int, c_out: int, scale: int) -> ResNet | ContextResNet:
         """The s/t network of a coupling at ``scale`` (0 = finest): ``c_in`` -> ``c_out`` channels."""
@@ -78,13 +81,16 @@ class CouplingSettings:
                                  self.norm, self.checkpoint)
         return ResNet(c_in, c_out, self.hidden * 2**scale, self.n_blocks, self.norm, self.checkpoint)
 
-    def with_norm(self, layer: Bijector, channels: int) -> list[Bijector]:
-        """``layer``, then a batch-norm layer over ``channels`` when the settings ask for one."""
-        return [layer, BatchNormFlow((channels, 1, 1), momentum=self.bn_momentum)] if self.batch_norm else [layer]
+    def around(self, layer: Bijector, channels: int) -> list[Bijector]:
+        """``layer`` with what the settings put around it: a 1x1 invertible convolution of its ``channels``
+        before, a batch norm after."""
+        before: list[Bijector] = [InvertibleLinear(channels)] if self.linear else []
+        after: list[Bijector] = [BatchNormFlow((channels, 1, 1), momentum=self.bn_momentum)] if self.batch_norm else []
+        return before + [layer] + after
 
     def checkerboard(self, c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
         """``count`` checkerboard couplings on ``[c, h, w]``, alternating which squares pass."""
-        return [layer for i in range(count) for layer in self.with_norm(
+        return [layer for i in range(count) for layer in self.around(
             MaskedAffineCoupling(checkerboard_mask(h, w, i % 2), self.net(c, 2 * c, scale), c, self.scale_init), c)]
 
     def channelwise(self, c: int, count: int, scale: int) -> list[Bijector]:
@@ -94,7 +100,7 @@ class CouplingSettings:
             mask = half_mask(c, i % 2)
             n_pass = int(mask.sum())
             coupling = AffineCoupling(mask, self.net(n_pass, 2 * (c - n_pass), scale), 3, self.scale_init)
-            layers += self.with_norm(coupling, c)
+            layers += self.around(coupling, c)
         return layers
 
 
@@ -136,6 +142,7 @@ def build_image_flow(
     scale_init: float = 1.0,
     n_classes: int = 0,
     embed: int = 8,
+    linear: bool = False,
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
@@ -153,6 +160,8 @@ def build_image_flow(
         scale_init: starting value of every coupling's learned tanh scale.
         n_classes: a class-conditional model ``p(x | y)``, labels ``0 .. n_classes - 1``: each s/t
             ResNet sees the label's learned ``embed``-dimensional embedding as extra channels.
+        linear: a learned invertible 1x1 convolution (``InvertibleLinear``, starting at the identity)
+            before every coupling: Glow's channel mixing, not in the Real NVP paper.
 
     Example:
         >>> flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1)
@@ -166,7 +175,7 @@ def build_image_flow(
     if n_classes < 0 or (n_classes and embed < 1):
         raise ValueError(f"n_classes must be >= 0 and embed >= 1, got {n_classes} and {embed}")
     settings = CouplingSettings(hidden, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum, n_classes,
-                                embed)
+                                embed, linear)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
     return Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)
