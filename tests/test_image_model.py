@@ -8,21 +8,23 @@ import pytest
 import torch
 from tiny import counting_optimizer_steps, same_records, same_weights
 
-from realnvp.bijectors import FactorOut
+from realnvp.bijectors import Chain, FactorOut, Squeeze, Unsqueeze, checkerboard_mask
 from realnvp.cli import main
 from realnvp.config import load_config
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
 from realnvp.models import build_image_flow, build_model, latent_scale_map
+from realnvp.models.image import CouplingSettings
 from realnvp.training.loop import train
 
 from checks import check_bijector, perturb_
 
 
-@pytest.mark.parametrize(("shape", "norm"), [((1, 4, 4), "batch"), ((3, 4, 4), "instance")])
-def test_whole_model_log_det_matches_autograd(shape, norm):
+@pytest.mark.parametrize(("shape", "norm", "variant"), [((1, 4, 4), "batch", {}), ((3, 4, 4), "instance", {}),
+                                                    ((2, 4, 4), "batch", {"squeezed": True, "linear": True})])
+def test_whole_model_log_det_matches_autograd(shape, norm, variant):
     torch.manual_seed(0)
-    flow = build_image_flow(shape, n_scales=2, hidden=4, n_blocks=1, norm=norm)
+    flow = build_image_flow(shape, n_scales=2, hidden=4, n_blocks=1, norm=norm, **variant)
     perturb_(flow.chain, scale=0.1)
     x = torch.rand(5, *shape, dtype=torch.float64) * 0.9 + 0.05
     flow.chain.double().train()(x)  # batch-norm statistics from a first batch, as in training
@@ -39,10 +41,22 @@ def test_three_scales_round_trip_and_layout():
     assert [(scales == k).sum().item() for k in range(3)] == [32, 16, 16]  # half, then half of the rest
 
 
-def test_latent_scale_map_marks_what_each_scale_factors_out():
+@pytest.mark.parametrize("parity", [0, 1])
+def test_squeezed_checkerboard_coupling_passes_the_same_pixels(parity):
+    """On the squeezed image a checkerboard coupling leaves exactly checkerboard_mask's pixels unchanged."""
+    settings = CouplingSettings(hidden=4, n_blocks=1, batch_norm=False, squeezed=True)
+    coupling = perturb_(settings.checkerboard(2, 4, 4, count=parity + 1, scale=0)[parity])
+    x = torch.rand(3, 2, 4, 4)
+    y = Chain([Squeeze(), coupling, Unsqueeze()])(x)[0]
+    passing = checkerboard_mask(4, 4, parity).expand_as(x)
+    assert torch.equal(y[passing], x[passing]) and (y[~passing] - x[~passing]).abs().min() > 0
+
+
+@pytest.mark.parametrize("squeezed", [False, True])
+def test_latent_scale_map_marks_what_each_scale_factors_out(squeezed):
     """Changing the coarser scale's layers moves exactly the latents the map assigns to it."""
     torch.manual_seed(0)
-    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, hidden=4, n_blocks=1)).eval()
+    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, hidden=4, n_blocks=1, squeezed=squeezed)).eval()
     x = torch.rand(3, 2, 4, 4)
     z = flow(x)[0]
     inner = next(m for m in flow.modules() if isinstance(m, FactorOut)).inner

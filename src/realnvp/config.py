@@ -78,6 +78,7 @@ class ModelConfig:
     logit: str = "symmetric"  # symmetric | paper | none: logit(alpha + beta y) first layer (bijectors/preprocessing.py)
     logit_alpha: float = 0.05
     checkpoint: bool = False  # gradient checkpointing of the s/t ResNets (saves memory)
+    squeezed_checkerboard: bool = False  # checkerboard couplings' s/t nets see the squeezed image (4x fewer positions)
     # Conditional models (nets.py ContextResNet / ContextMLP): images p(x | class label), vectors p(x | context)
     conditional: bool = False
     n_context: int = 0  # classes (images) or context columns (vectors); 0: read from the data when training

@@ -3,7 +3,13 @@
 from realnvp.bijectors.base import Bijector, Chain, Standardize, Step
 from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
 from realnvp.bijectors.linear import InvertibleLinear
-from realnvp.bijectors.masks import alternating_mask, checkerboard_mask, half_mask, random_mask
+from realnvp.bijectors.masks import (
+    alternating_mask,
+    checkerboard_mask,
+    half_mask,
+    random_mask,
+    squeezed_checkerboard_mask,
+)
 from realnvp.bijectors.normalization import BatchNormFlow, Whiten
 from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
 from realnvp.bijectors.reshape import FactorOut, Squeeze, Unsqueeze
@@ -25,6 +31,7 @@ __all__ = [
     "Whiten",
     "alternating_mask",
     "checkerboard_mask",
+    "squeezed_checkerboard_mask",
     "dequantize",
     "half_mask",
     "random_hflip",

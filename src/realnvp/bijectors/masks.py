@@ -56,3 +56,17 @@ def checkerboard_mask(height: int, width: int, parity: int) -> Tensor:
     j = torch.arange(width)[None, :]
     return ((i + j) % 2 == parity)[None]
 
+
+
+def squeezed_checkerboard_mask(channels: int, parity: int) -> Tensor:
+    """``checkerboard_mask`` as it reads after ``Squeeze``: of the ``channels = 4 C`` squeezed channels
+    (``4c + 2i + j`` holds the pixel at ``(i, j)`` of each 2x2 block), those whose ``(i + j) % 2 == parity``.
+
+    Example:
+        >>> squeezed_checkerboard_mask(4, 0).int().tolist()  # top-left and bottom-right pass
+        [1, 0, 0, 1]
+    """
+    if channels % 4:
+        raise ValueError(f"a squeezed image has a multiple of 4 channels, got {channels}")
+    position = torch.arange(channels) % 4
+    return (position // 2 + position % 2) % 2 == parity

@@ -52,7 +52,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                     final_couplings=cfg.final_couplings, batch_norm=cfg.batch_norm,
                                     bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
                                     checkpoint=cfg.checkpoint, scale_init=cfg.scale_init, n_classes=n_context,
-                                    embed=cfg.context_embed, linear=cfg.linear)
+                                    embed=cfg.context_embed, linear=cfg.linear,
+                                    squeezed=cfg.squeezed_checkerboard)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")

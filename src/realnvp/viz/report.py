@@ -35,7 +35,8 @@ BASELINE = "baseline_gaussian_test_nll_nats"  # evaluation.json: the full-covari
 # Settings that only one kind of run reads (config.py); the report's table leaves the others out.
 IMAGE_ONLY = {"data.flip", "data.download", "data.image_size", "data.test_draws", "model.n_scales",
               "model.feature_maps", "model.n_blocks", "model.conditioner_norm", "model.scale_couplings",
-              "model.final_couplings", "model.logit", "model.logit_alpha", "model.checkpoint"}
+              "model.final_couplings", "model.logit", "model.logit_alpha", "model.checkpoint",
+              "model.squeezed_checkerboard"}
 VECTOR_ONLY = {"model.n_couplings", "model.hidden", "model.mask", "model.whiten"}
 TOY_ONLY = {"data.n_train", "data.n_test", "data.noise"}
 FILE_ONLY = {"data.path", "data.test_path", "data.test_fraction"}
