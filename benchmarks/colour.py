@@ -12,21 +12,27 @@ they are kept for an independent check.
 
 Contenders, one after another in one process, ``--minutes`` of training each (the protocol: 30):
 - ``cifar-cpu``: ``realnvp.training.train`` with the preset, its cosine schedule's ``train.steps``
-  scaled to the budget (7000 for 30 minutes);
+  scaled to the budget (the preset's own for 30 minutes);
 - ``images``: the ``images`` preset as a user runs it today, with the same time budget;
 - ``normflows``: the multi-scale Glow model of normflows' example (``examples/glow.ipynb``: L=3
   levels of GlowBlocks with affine channel couplings, invertible 1x1 convolutions and ActNorm, squeeze,
   split, Adamax lr 1e-3, weight decay 1e-5), unconditional (``GlowBase``), sized to the same per-image
-  cost as ``cifar-cpu`` (K=8 blocks per level, 96 hidden channels instead of 32 and 512: a GPU model).
+  cost as the first ``cifar-cpu`` (K=8 blocks per level, 96 hidden channels instead of 32 and 512: a GPU
+  model).
 
 Metric: test bits/dim of the 600 test patches, ``y = (v + u) / 256`` with ``u`` the first draw of
-``RandomState(1)`` (``realnvp.evaluation.metrics.seeded_dequantizations``), the same array for all three.
+``RandomState(1)`` (``realnvp.evaluation.metrics.seeded_dequantizations``), the same array for all three;
+the same figure 10 minutes into the run (``test_bpd_at_10min``: realnvp runs stop there, are scored
+and resumed, their schedule set for the whole budget; normflows is scored with its clock paused).
 Also: bits/dim on validation at the last evaluation within 10 minutes (realnvp runs), steps, images/s,
 and for realnvp runs how long ``evaluate_run`` takes on the 600 test images (10 draws). Every line
 records the CPU model, its flags, the load average before and after, and the niceness.
 
-    PYTHONPATH=src OMP_NUM_THREADS=2 .venv/bin/python benchmarks/colour.py --minutes 30 \\
-        --jsonl benchmarks/colour_results.jsonl --grid benchmarks/colour_samples.png
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/colour.py \\
+        --minutes 30 --jsonl benchmarks/colour_results.jsonl --grid benchmarks/colour_samples.png
+
+(``/tmp/peers-venv``: benchmarks/README.md, plus ``pip install scikit-image``; both contenders run on its
+PyTorch.)
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from realnvp.viz.images import grid, labelled, save_png
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 SIZE, N_TEST, LEVELS, D = 32, 600, 256, 3 * 32 * 32
+EARLY_S = 600  # the 10-minute mark of every contender's run, scored on the test patches too
 CONTENDERS = ("cifar-cpu", "images", "normflows")
 
 
@@ -111,7 +118,11 @@ def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work:
         overrides.append(f"train.steps={max(200, round(base.train.steps * seconds / base.train.time_budget))}")
     cfg = load_config(preset, overrides)
     run_dir = work / preset
-    result, records, _ = train_logged(cfg, run_dir)
+    early_bpd = None
+    if seconds > EARLY_S:  # stop at 10 minutes, score the best weights so far, resume to the full budget
+        early, _, _ = train_logged(load_config(preset, [*overrides, f"train.time_budget={EARLY_S}"]), run_dir)
+        early_bpd = test_bpd(early.flow.eval().log_prob, test)
+    result, records, _ = train_logged(cfg, run_dir, resume=early_bpd is not None)
     flow = result.flow.eval()
     started = time.perf_counter()
     evaluation = evaluate_run(run_dir)
@@ -121,12 +132,13 @@ def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work:
     torch.manual_seed(0)
     with torch.inference_mode():
         samples = flow.sample(36).clamp(0, 1).numpy()
-    row = {"contender": preset, "test_bpd": test_bpd(flow.log_prob, test), "steps": result.step,
+    row = {"contender": preset, "test_bpd": test_bpd(flow.log_prob, test), "test_bpd_at_10min": early_bpd,
+           "steps": result.step,
            "batch_size": cfg.train.batch_size, "train_s": train_s, "images_per_s": result.step * cfg.train.batch_size
            / train_s, "ms_per_step": 1000 * train_s / result.step, "params": flow.n_params(),
            "val_bpd_at_10min": early[-1]["val_bpd"] if early else None, "stop_reason": result.stop_reason,
            "evaluate_s": round(evaluate_s, 2), "evaluate_bpd_10_draws": evaluation["bits_per_dim"],
-           "train_steps_setting": cfg.train.steps, "compile": cfg.train.compile}
+           "train_steps_setting": cfg.train.steps, "compile": cfg.train.compile, "settings": extra}
     return row, samples
 
 
@@ -154,8 +166,13 @@ def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: in
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-3, weight_decay=1e-5)
     v = torch.from_numpy(np.ascontiguousarray(train.transpose(0, 3, 1, 2)))
     generator = torch.Generator().manual_seed(0)
-    started, steps, skipped = time.perf_counter(), 0, 0
+    started, steps, skipped, early_bpd = time.perf_counter(), 0, 0, None
     while time.perf_counter() - started < seconds:
+        if early_bpd is None and seconds > EARLY_S and time.perf_counter() - started >= EARLY_S:
+            paused = time.perf_counter()
+            early_bpd = test_bpd(lambda y: model.eval().log_prob(y, None), test)
+            model.train()
+            started += time.perf_counter() - paused  # scoring is not training time
         x = (v[torch.randint(len(v), (batch,), generator=generator)].float()
              + torch.rand(batch, 3, SIZE, SIZE, generator=generator)) / LEVELS
         loss = model.forward_kld(x)
@@ -171,7 +188,8 @@ def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: in
     bpd = test_bpd(lambda y: model.log_prob(y, None), test)
     with torch.inference_mode():
         samples = model.sample(36, temperature=1.0)[0].clamp(0, 1).numpy()
-    row = {"contender": "normflows", "test_bpd": bpd, "steps": steps, "batch_size": batch, "train_s": train_s,
+    row = {"contender": "normflows", "test_bpd": bpd, "test_bpd_at_10min": early_bpd, "steps": steps,
+           "batch_size": batch, "train_s": train_s,
            "images_per_s": steps * batch / train_s, "ms_per_step": 1000 * train_s / steps,
            "params": sum(p.numel() for p in model.parameters()), "skipped_steps": skipped,
            "model": "normflows Glow example: L=3, K=8, hidden 96, GlowBase, Adamax 1e-3"}

@@ -63,11 +63,13 @@ def image_rows(images: np.ndarray) -> list[bytes]:
     return sorted(r.tobytes() for r in images.reshape(len(images), -1).astype(np.uint8))
 
 
-def train_logged(cfg: Config, run_dir: Path) -> tuple[TrainResult, list[dict[str, Any]], list[str]]:
-    """``train`` quietly into ``run_dir``: the result, the evaluation records of ``metrics.jsonl`` (those
-    with a validation NLL or, without a validation split, every record) and the log lines."""
+def train_logged(cfg: Config, run_dir: Path,
+                 resume: bool = False) -> tuple[TrainResult, list[dict[str, Any]], list[str]]:
+    """``train`` quietly into ``run_dir`` (``resume``: from its checkpoint): the result, the evaluation
+    records of ``metrics.jsonl`` (those with a validation NLL or, without a validation split, every
+    record) and the log lines."""
     messages: list[str] = []
-    result = train(cfg, run_dir, progress=False, log=messages.append)
+    result = train(cfg, run_dir, resume=resume, progress=False, log=messages.append)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evaluations = [r for r in records if "val_nll" in r] or records
     return result, evaluations, messages

@@ -752,19 +752,23 @@ split, Adamax 1e-3), unconditional, sized to about `cifar-cpu`'s per-image cost.
 smoother than CIFAR-10, so these figures are not comparable with the paper's CIFAR-10 result. One run
 per contender, so no run-to-run spread is measured.
 
-    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src nice -n 5 .venv/bin/python benchmarks/colour.py \\
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/colour.py \\
         --minutes {minutes} --jsonl benchmarks/colour_results.jsonl --grid benchmarks/colour_samples.png
+
+(Lines before 2026-12-02 17:00 UTC: `nice -n 5 .venv/bin/python`, PyTorch 2.14.1; the `torch` field of each
+line says which.)
 """
 
 
 def colour_table(rows: list[Row]) -> str:
     """One line per colour run, in file order."""
-    out = ["| contender | minutes | test bits/dim | steps x batch | ms/step (whole budget) | images/s | params | "
-           "evaluate s | started | load before / after | host |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+    out = ["| contender | minutes | test bits/dim | at 10 min | steps x batch | ms/step (whole budget) | images/s | "
+           "params | evaluate s | started | load before / after | host |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for r in rows:
         name = r.get("model", f"`{r['contender']}`" + (" (compiled)" if r.get("compile") else ""))
-        out.append(f"| {name} | {r['minutes']:g} | {r['test_bpd']:.3f} | {r['steps']} x {r['batch_size']} | "
+        out.append(f"| {name} | {r['minutes']:g} | {r['test_bpd']:.3f} | {num(r.get('test_bpd_at_10min'), '.3f')} | "
+                   f"{r['steps']} x {r['batch_size']} | "
                    f"{r['ms_per_step']:.0f} | {r['images_per_s']:.0f} | {r['params']:,} | "
                    f"{num(r.get('evaluate_s'), '.1f')} | {r['date']} | {load_cell(r)} | {host(r)} |")
     return "\n".join(out)
@@ -801,8 +805,30 @@ def _colour_reading(rows: list[Row]) -> list[str]:
     return out
 
 
-def colour_section(rows: list[Row]) -> str:
-    """The whole ``## Colour`` section."""
+COLOUR_DESIGN_INTRO = """Design runs (`colour_design.jsonl`): how the `cifar-cpu` preset was chosen. The same driver, 5
+minutes each, eager (`--set train.compile=false`), `--only cifar-cpu` with the settings shown over the
+preset of the day (16 feature maps, full-resolution checkerboard couplings, no 1x1 convolutions), and one
+5-minute normflows run for scale; one invocation per row, from the working tree between commits 279a20f
+and a27a758. The choice went by *val bits/dim* (validation split of the training windows, last evaluation);
+the driver also printed the test figure, so the test patches were seen during the design (README's
+discipline, point 1). The *settings* field was written into the lines after the runs (the driver records
+it from the next run on)."""
+
+
+def colour_design_table(rows: list[Row]) -> str:
+    """One line per design run, in file order."""
+    out = ["| settings | minutes | val bits/dim | test bits/dim | steps x batch | ms/step | params | evaluate s | "
+           "started | host |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        name = r.get("model", " ".join(f"`{x}`" for x in r.get("settings", [])) or "the preset")
+        out.append(f"| {name} | {r['minutes']:g} | {num(r.get('val_bpd_at_10min'))} | {r['test_bpd']:.3f} | "
+                   f"{r['steps']} x {r['batch_size']} | {r['ms_per_step']:.0f} | {r['params']:,} | "
+                   f"{num(r.get('evaluate_s'), '.1f')} | {r['date']} | {host(r)} |")
+    return "\n".join(out)
+
+
+def colour_section(rows: list[Row], design: list[Row] = ()) -> str:
+    """The whole ``## Colour`` section (``design``: the runs that chose the preset)."""
     if not rows:
         return ""
     first = rows[-1]
@@ -810,9 +836,11 @@ def colour_section(rows: list[Row]) -> str:
              f"{', '.join(sorted({r['torch'] for r in rows}))}, {span((r['threads'] for r in rows), 'd')} threads, "
              f"nice {span((r['nice'] for r in rows), 'd')}. {hosts_line(rows)}")
     intro = COLOUR_INTRO.format(minutes=span((r["minutes"] for r in rows), "g"))
-    return "\n".join([intro, setup, "", colour_table(rows), "", "Reading it:", *_colour_reading(rows),
-                      "- The sample sheet `colour_samples.png` is the committed one; which run drew it is not in the "
-                      "lines.", ""])
+    parts = [intro, setup, "", colour_table(rows), "", "Reading it:", *_colour_reading(rows),
+             "- The sample sheet `colour_samples.png` is the committed one; which run drew it is not in the lines.", ""]
+    if design:
+        parts += [COLOUR_DESIGN_INTRO, "", colour_design_table(list(design)), ""]
+    return "\n".join(parts)
 
 
 # ---- the whole file --------------------------------------------------------------------------------
@@ -839,7 +867,8 @@ def render(folder: Path = HERE) -> str:
                 mnist_section(mnist, read_jsonl(folder / "mnist10k_results_previous.jsonl")),
                 speed_section(moons, mnist), tabular_section(read_jsonl(folder / "tabular_results.jsonl")),
                 conditional_section(read_jsonl(folder / "conditional_results.jsonl")),
-                colour_section(read_jsonl(folder / "colour_results.jsonl"))]
+                colour_section(read_jsonl(folder / "colour_results.jsonl"),
+                               read_jsonl(folder / "colour_design.jsonl"))]
     return "\n".join(s.rstrip("\n") + "\n" for s in sections if s)
 
 

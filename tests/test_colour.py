@@ -195,7 +195,7 @@ def test_folder_notice_is_one_line_on_the_command_line(tmp_path, capsys):
 
 
 
-def test_cifar_cpu_preset_is_the_papers_multiscale_model_and_trains_on_channels_last_photos(tmp_path):
+def test_cifar_cpu_preset_is_the_multiscale_model_with_1x1_convolutions_and_trains_on_channels_last_photos(tmp_path):
     images = np.concatenate([photos(16, 32, seed) for seed in range(2)])
     np.savez(tmp_path / "p.npz", x_train=images[:24], x_test=images[24:])
     cfg = load_config("cifar-cpu", [f"data.path={tmp_path / 'p.npz'}", "train.steps=2", "train.batch_size=4",
@@ -204,11 +204,12 @@ def test_cifar_cpu_preset_is_the_papers_multiscale_model_and_trains_on_channels_
     assert cfg.model.batch_norm and cfg.train.lr_schedule == "cosine" and cfg.train.time_budget == 1800
     result = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
     kinds = {type(m).__name__ for m in result.flow.modules()}
-    assert {"MaskedAffineCoupling", "AffineCoupling", "Squeeze", "FactorOut", "BatchNormFlow", "ResNet"} <= kinds
+    # checkerboard couplings on the squeezed image (AffineCoupling with a squeezed checkerboard mask), 1x1 convolutions
+    assert {"AffineCoupling", "InvertibleLinear", "Squeeze", "FactorOut", "BatchNormFlow", "ResNet"} <= kinds
     blocks = [m for m in result.flow.modules() if type(m).__name__ == "ResidualBlock"]
     inner = [m for block in blocks for m in block.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(blocks) == 3 + 3 + 3 + 3 + 4  # one block per coupling's s/t ResNet
-    assert sorted({m.in_channels for m in inner}) == [16, 32, 64]  # no 1-4-channel convolution inside
+    assert sorted({m.in_channels for m in inner}) == [32, 64, 128]  # no 1-4-channel convolution inside
     metrics = evaluate_run(tmp_path / "run")
     assert metrics["data"] == str(tmp_path / "p.npz") and 0 < metrics["bits_per_dim"] < 12
 
