@@ -789,6 +789,11 @@ def _colour_reading(rows: list[Row]) -> list[str]:
                    f"({'ours ahead' if cifar['test_bpd'] < peer['test_bpd'] else 'the peer ahead'}); images seen: "
                    f"{cifar['steps'] * cifar['batch_size']:,} against {peer['steps'] * peer['batch_size']:,}. Which of "
                    "the peer's parts makes the difference was not measured.")
+    early = [(name, r["test_bpd_at_10min"]) for name, r in last.items() if r.get("test_bpd_at_10min") is not None]
+    if early:
+        out.append("- 10 minutes into the same runs (test bits/dim; realnvp's schedules are set for the whole budget, "
+                   "so these are not what a 10-minute run reaches): "
+                   + ", ".join(f"`{name}` {bpd:.3f}" for name, bpd in early) + ".")
     if cifar and cifar.get("train_steps_setting"):
         out.append(f"- `cifar-cpu`'s cosine was scaled to {cifar['train_steps_setting']:,} steps and cut by the budget "
                    f"at {cifar['steps']:,} ({100 * cifar['steps'] / cifar['train_steps_setting']:.0f} % of it); its "

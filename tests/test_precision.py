@@ -30,6 +30,9 @@ def test_bf16_training_learns_as_fp32_does(tmp_path):
     quiet = {"progress": False, "log": lambda *a: None}
     bf16 = train(load_config("moons", [*settings, "train.precision=bf16"]), tmp_path / "bf16", **quiet)
     fp32 = train(load_config("moons", settings), tmp_path / "fp32", **quiet)
+    # "auto" (the GPU presets' setting) is bf16 on a CUDA GPU only: on this CPU it trains exactly as fp32.
+    auto = train(load_config("moons", [*settings, "train.precision=auto"]), tmp_path / "auto", **quiet)
+    assert auto.best_val_nll == fp32.best_val_nll != bf16.best_val_nll
     lines = [line for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines() if "val_nll" in line]
     assert bf16.step == 60 and len(lines) == 3
     assert bf16.best_val_nll < untrained_nll(tmp_path / "bf16", "val") - 0.3

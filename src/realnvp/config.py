@@ -111,7 +111,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's log-density for training
     tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (pip install 'realnvp[tensorboard]')
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16: bf16 autocast for the s/t networks only (log-dets, norms, loss stay fp32)
+    precision: str = "fp32"  # fp32 | bf16 | auto: bf16 autocast for the s/t networks only (log-dets, norms, loss
+    # stay fp32); auto: bf16 on a CUDA GPU with bf16 units, fp32 elsewhere
     max_bad_steps: int = 5  # non-finite steps (each rolled back, lr halved) tolerated between checkpoints
 
 
@@ -270,7 +271,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers
 CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda"),
-           "train.precision": ("fp32", "bf16"), "model.kind": ("vector", "image"),
+           "train.precision": ("fp32", "bf16", "auto"), "model.kind": ("vector", "image"),
            "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
            "model.logit": ("symmetric", "paper", "none")}
 

@@ -106,7 +106,7 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
     t = cfg.train
     # bf16 autocast reaches only the s/t networks' matmuls and convolutions: the couplings cast s and t
     # back to float32, and batch-norm statistics, log-dets and the loss are computed in float32.
-    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=uses_bf16(t.precision, batch.device)):
         forward = flow if model is None else model
         z, log_det = forward(batch) if context is None else forward(batch, context)
     nll = -(flow.base_log_prob(z.float()) + log_det.float()).mean()
@@ -119,6 +119,19 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
         clip_grad_norm(flow.parameters(), t.grad_clip)
     optimizer.step()
     return nll.detach()
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether ``train.precision`` autocasts the s/t networks to bfloat16 on ``device``: "bf16" always,
+    "auto" on a CUDA GPU that has bf16 units (the GPU presets), "fp32" never.
+
+    Example:
+        >>> uses_bf16("auto", torch.device("cpu")), uses_bf16("bf16", torch.device("cpu"))
+        (False, True)
+    """
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
 
 
 def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> None:
