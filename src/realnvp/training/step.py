@@ -4,6 +4,7 @@ the learning-rate schedule, a random (dequantized) batch, the optimizer, the ste
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -130,8 +131,14 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
         (False, True)
     """
     if precision == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return device.type == "cuda" and _cuda_has_bf16()
     return precision == "bf16"
+
+
+@functools.cache
+def _cuda_has_bf16() -> bool:
+    """Asked of the driver once per process, not on every training step."""
+    return torch.cuda.is_bf16_supported()
 
 
 def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> None:
