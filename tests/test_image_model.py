@@ -31,6 +31,19 @@ def test_whole_model_log_det_matches_autograd(shape, norm, variant):
     check_bijector(flow.chain, x, atol=1e-6, eval_matches_train=False)
 
 
+def test_squeezed_model_keeps_an_odd_last_scale_at_full_resolution():
+    """MNIST's layout: 3 scales of 12x12 end at 3x3, which cannot be squeezed; its couplings stay plain
+    checkerboard ones and the whole model is still exact."""
+    torch.manual_seed(0)
+    flow = build_image_flow((1, 12, 12), n_scales=3, hidden=4, n_blocks=1, squeezed=True, linear=True)
+    kinds = [type(layer).__name__ for layer in flow.modules()]
+    assert kinds.count("MaskedAffineCoupling") == 4 and kinds.count("Squeeze") == 2  # one per even scale
+    perturb_(flow.chain, scale=0.1)
+    x = torch.rand(2, 1, 12, 12, dtype=torch.float64) * 0.9 + 0.05
+    flow.chain.double().train()(x)
+    check_bijector(flow.chain, x, atol=1e-6, eval_matches_train=False)
+
+
 def test_three_scales_round_trip_and_layout():
     flow = build_image_flow((1, 8, 8), n_scales=3, hidden=4, n_blocks=1).eval()
     x = torch.rand(3, 1, 8, 8)

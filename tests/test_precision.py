@@ -4,7 +4,8 @@ import torch
 from tiny import TINY, untrained_nll
 
 from realnvp.config import load_config
-from realnvp.models import build_vector_flow
+from realnvp.models import build_model, build_vector_flow
+from realnvp.training import make_optimizer, train_step
 from realnvp.training.loop import train
 
 
@@ -37,3 +38,18 @@ def test_bf16_training_learns_as_fp32_does(tmp_path):
     assert bf16.step == 60 and len(lines) == 3
     assert bf16.best_val_nll < untrained_nll(tmp_path / "bf16", "val") - 0.3
     assert abs(bf16.best_val_nll - fp32.best_val_nll) < 0.05
+
+
+def test_training_steps_flush_denormals_unless_told_not_to():
+    """train.flush_denormal (default on) makes the step's thread flush denormal floats to zero, as XLA
+    does; off, a denormal survives arithmetic."""
+    denormal = torch.tensor([1e-39])
+    try:
+        for flush in (False, True):
+            torch.set_flush_denormal(False)
+            cfg = load_config("moons", ["model.hidden=8", f"train.flush_denormal={str(flush).lower()}"])
+            flow = build_model(cfg.model, (2,))
+            train_step(flow, make_optimizer(flow, cfg), torch.randn(16, 2), cfg)
+            assert ((denormal * 1.0).item() == 0.0) is flush
+    finally:
+        torch.set_flush_denormal(False)

@@ -57,7 +57,8 @@ class CouplingSettings:
     with ``linear``, a learned 1x1 invertible convolution of the channels before it (Glow's). With
     ``squeezed`` a checkerboard coupling works on the squeezed image (``Squeeze`` around it): the same
     pixels pass, but its s/t network sees them as channels at half the resolution, a quarter of the
-    positions, so a network as wide costs a quarter of the compute (wide ones pay on a CPU). With
+    positions, so a network as wide costs a quarter of the compute (wide ones pay on a CPU); at a scale
+    of odd height or width (MNIST's 7x7) they stay at full resolution. With
     ``n_classes`` every s/t network also sees the example's class label as ``embed`` learned channels
     (``ContextResNet``): a class-conditional model.
 
@@ -93,10 +94,14 @@ class CouplingSettings:
         after: list[Bijector] = [BatchNormFlow((channels, 1, 1), momentum=self.bn_momentum)] if self.batch_norm else []
         return before + [layer] + after
 
+    def squeezes(self, h: int, w: int) -> bool:
+        """Whether the checkerboard couplings of an ``h x w`` scale work on the squeezed image."""
+        return self.squeezed and h % 2 == 0 and w % 2 == 0
+
     def checkerboard(self, c: int, h: int, w: int, count: int, scale: int) -> list[Bijector]:
-        """``count`` checkerboard couplings on ``[c, h, w]``, alternating which squares pass; with
-        ``squeezed`` they take and give the squeezed image ``[4c, h / 2, w / 2]``."""
-        if self.squeezed:
+        """``count`` checkerboard couplings on ``[c, h, w]``, alternating which squares pass; where
+        ``squeezes`` they take and give the squeezed image ``[4c, h / 2, w / 2]``."""
+        if self.squeezes(h, w):
             return [layer for i in range(count) for layer in self.around(AffineCoupling(
                 squeezed_checkerboard_mask(4 * c, i % 2), self.net(2 * c, 4 * c, scale), 3, self.scale_init), 4 * c)]
         return [layer for i in range(count) for layer in self.around(
@@ -125,7 +130,7 @@ def scale_chain(settings: CouplingSettings, shape: tuple[int, int, int], scale: 
         ['MaskedAffineCoupling', 'Squeeze', 'AffineCoupling', 'FactorOut', 'Unsqueeze']
     """
     c, h, w = shape
-    squeezed: list[Bijector] = [Squeeze()] if settings.squeezed else []  # checkerboard couplings on the squeezed image
+    squeezed: list[Bijector] = [Squeeze()] if settings.squeezes(h, w) else []  # checkerboard couplings squeezed
     if scale == n_scales - 1:
         return Chain(squeezed + settings.checkerboard(c, h, w, final_couplings, scale)
                      + ([Unsqueeze()] if squeezed else []))

@@ -88,7 +88,8 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
                model: Any = None, guard: NonFiniteGuard | None = None,
                context: torch.Tensor | None = None) -> torch.Tensor | None:
     """One optimisation step on ``batch``: forward, loss (mean NLL plus ``train.scale_l2`` times the
-    couplings' scale penalty), backward, the ``guard``'s non-finite check, ``train.grad_clip``, the
+    couplings' scale penalty), backward (denormal floats flushed to zero unless ``train.flush_denormal``
+    is off; it stays set for the thread), the ``guard``'s non-finite check, ``train.grad_clip``, the
     optimizer update. Returns the batch's mean NLL (detached), or None when the guard rejected the
     step (the parameters are then untouched). ``model`` is what runs the forward: the flow itself, or
     it wrapped by DDP or ``torch.compile``; ``flow`` adds the base density. A conditional flow's
@@ -105,6 +106,8 @@ def train_step(flow: Flow, optimizer: torch.optim.Optimizer, batch: torch.Tensor
         (torch.Size([]), True)
     """
     t = cfg.train
+    if t.flush_denormal:  # per thread, so set on every step: the caller's thread may change (DDP, notebooks)
+        torch.set_flush_denormal(True)
     # bf16 autocast reaches only the s/t networks' matmuls and convolutions: the couplings cast s and t
     # back to float32, and batch-norm statistics, log-dets and the loss are computed in float32.
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=uses_bf16(t.precision, batch.device)):
