@@ -5,6 +5,7 @@ second per optimizer step, and both carried across ``--resume``."""
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -106,3 +107,17 @@ def test_without_a_budget_the_clock_does_not_stop_training(tmp_path, step_clock)
     cfg = load_config("moons", [*TINY, "train.time_budget=0", "train.eval_every=10", "train.steps=20"])
     assert train(cfg, tmp_path / "run", **QUIET).stop_reason == "reached 20 steps"
     assert step_clock.now() == 20.0
+
+
+def test_time_cosine_reaches_zero_when_the_budget_is_spent(tmp_path, step_clock):
+    """lr_schedule = cosine_time decays by the clock: with 1,000 steps allowed and 8 s of budget, the
+    step taken at 4 s runs at half the learning rate and the last one (at 7 s) near zero."""
+    cfg = load_config("moons", [*TINY, "train.time_budget=8", "train.steps=1000", "train.warmup_steps=0",
+                                "train.lr_schedule=cosine_time", "train.log_every=1", "train.eval_every=4"])
+    result = train(cfg, tmp_path / "run", **QUIET)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = {line["step"]: line["lr"] for line in lines if "val_nll" not in line}
+    assert result.step == 8
+    assert lr[5] == pytest.approx(cfg.train.lr * 0.5)  # step 5 was set up at 4 s of 8
+    assert lr[8] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert lr[8] < 0.04 * cfg.train.lr

@@ -97,7 +97,8 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine
+    lr_schedule: str = "constant"  # constant | cosine | cosine_time (cosine to zero at train.steps or at
+    # train.time_budget, whichever comes first: a budgeted run ends its schedule on any machine)
     warmup_steps: int = 0
     weight_decay: float = 0.0
     scale_l2: float = 5e-5  # L2 on the coupling tanh scales (paper: 5e-5)
@@ -272,7 +273,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "train.time_budget": (0, 10**8, True), "train.seed": (0, SEED_MAX, True), "train.max_bad_steps": (0, 1000, False),
 }
 MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers
-CHOICES = {"train.lr_schedule": ("constant", "cosine"), "train.device": ("auto", "cpu", "cuda"),
+CHOICES = {"train.lr_schedule": ("constant", "cosine", "cosine_time"), "train.device": ("auto", "cpu", "cuda"),
            "train.precision": ("fp32", "bf16", "auto"), "model.kind": ("vector", "image"),
            "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
            "model.logit": ("symmetric", "paper", "none")}
@@ -313,6 +314,8 @@ def check_settings(cfg: Config) -> None:
         raise UserError(f"data.noise must be a finite number (< 0 for the dataset's default), got {cfg.data.noise}")
     if not 0 <= cfg.data.val_fraction < 1:
         raise UserError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.train.lr_schedule == "cosine_time" and not cfg.train.time_budget > 0:
+        raise UserError("train.lr_schedule = 'cosine_time' needs train.time_budget > 0 (seconds)")
     if cfg.train.cv_folds == 1:
         raise UserError("train.cv_folds must be 0 (off) or at least 2 folds, got 1")
     if not 0 < cfg.data.test_fraction < 1:

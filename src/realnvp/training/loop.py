@@ -165,7 +165,7 @@ class _Job:
 
     def set_lr(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.train.lr * lr_factor(self.step, self.cfg) * self.guard.lr_scale
+            group["lr"] = self.cfg.train.lr * lr_factor(self.step, self.cfg, self.elapsed) * self.guard.lr_scale
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The next global batch from the saved stream, and its rows' contexts (conditional flows)."""

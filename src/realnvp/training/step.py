@@ -18,21 +18,28 @@ from realnvp.flow import Flow
 from realnvp.training.guard import NonFiniteGuard
 
 
-def lr_factor(step: int, cfg: Config) -> float:
-    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``.
+def lr_factor(step: int, cfg: Config, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``; ``cosine_time`` decays
+    by the larger of the step's and the ``elapsed`` seconds' share of ``train.time_budget``.
 
     Example:
         >>> cfg = Config.from_dict({"train": {"steps": 1000, "warmup_steps": 100, "lr_schedule": "cosine"}})
         >>> [round(lr_factor(step, cfg), 3) for step in (0, 99, 500, 1000)]
         [0.01, 0.976, 0.5, 0.0]
+        >>> cfg.train.lr_schedule, cfg.train.time_budget = "cosine_time", 60.0
+        >>> [round(lr_factor(500, cfg, elapsed), 3) for elapsed in (0.0, 45.0, 60.0)]
+        [0.5, 0.146, 0.0]
     """
     t = cfg.train
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
-    if t.lr_schedule == "cosine":
-        return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, t.steps) / t.steps))
+    if t.lr_schedule in ("cosine", "cosine_time"):
+        progress = step / t.steps
+        if t.lr_schedule == "cosine_time":
+            progress = max(progress, elapsed / t.time_budget)
+        return warm * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     if t.lr_schedule == "constant":
         return warm
-    raise UserError(f"train.lr_schedule: expected 'constant' or 'cosine', got {t.lr_schedule!r}")
+    raise UserError(f"train.lr_schedule: expected 'constant', 'cosine' or 'cosine_time', got {t.lr_schedule!r}")
 
 
 def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_levels: int,
