@@ -191,7 +191,7 @@ CASES = [
     ("range-nan", "NaN setting", T + " --data {tmp}/ok.npy --set train.grad_clip=nan",
      "train.grad_clip must be >= 0, got nan", None),
     ("schedule-budget", "time-based cosine without a time budget",
-     T + " --data {tmp}/ok.npy --set train.lr_schedule=cosine_time",
+     T + " --data {tmp}/ok.npy --set train.lr_schedule=cosine_time --set train.time_budget=0",
      "train.lr_schedule = 'cosine_time' needs train.time_budget > 0 (seconds)", None),
     ("range-fraction", "validation share above 1", T + " --data {tmp}/ok.npy --set data.val_fraction=1.5",
      "data.val_fraction must be in [0, 1), got 1.5", None),

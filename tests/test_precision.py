@@ -40,16 +40,20 @@ def test_bf16_training_learns_as_fp32_does(tmp_path):
     assert abs(bf16.best_val_nll - fp32.best_val_nll) < 0.05
 
 
-def test_training_steps_flush_denormals_unless_told_not_to():
-    """train.flush_denormal (default on) makes the step's thread flush denormal floats to zero, as XLA
-    does; off, a denormal survives arithmetic."""
-    denormal = torch.tensor([1e-39])
-    try:
-        for flush in (False, True):
+def test_training_steps_flush_denormals_unless_told_not_to_and_restore_the_callers_mode():
+    """train.flush_denormal (default on) flushes denormal floats to zero inside the step, as XLA does;
+    off, a denormal survives the forward; either way the caller's mode is back afterwards."""
+    seen = []
+    cfg = load_config("moons", ["model.hidden=8"])
+    flow = build_model(cfg.model, (2,))
+    flow.register_forward_hook(lambda *_: seen.append((torch.tensor([1e-39]) * 1.0).item()))
+    for caller_flushes in (False, True):
+        torch.set_flush_denormal(caller_flushes)
+        try:
+            for flush in (False, True):
+                cfg = load_config("moons", ["model.hidden=8", f"train.flush_denormal={str(flush).lower()}"])
+                train_step(flow, make_optimizer(flow, cfg), torch.randn(16, 2), cfg)
+                assert (seen[-1] == 0.0) is (flush or caller_flushes)
+                assert ((torch.tensor([1e-39]) * 1.0).item() == 0.0) is caller_flushes
+        finally:
             torch.set_flush_denormal(False)
-            cfg = load_config("moons", ["model.hidden=8", f"train.flush_denormal={str(flush).lower()}"])
-            flow = build_model(cfg.model, (2,))
-            train_step(flow, make_optimizer(flow, cfg), torch.randn(16, 2), cfg)
-            assert ((denormal * 1.0).item() == 0.0) is flush
-    finally:
-        torch.set_flush_denormal(False)
