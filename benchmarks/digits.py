@@ -49,11 +49,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=common.B_BUDGET_S, help="seconds of training")
     parser.add_argument("--preset", default="digits", help="realnvp preset or TOML file")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp folder)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra settings (not the protocol's: e.g. train.precision=bf16 with train.steps=N)")
     args = parser.parse_args()
     common.torch_setup()  # 2 threads, torch.manual_seed(PEERS_SEED)
     t0, host = time.perf_counter(), machine()
     train_v, test_v = common.digits()
-    cfg = load_config(args.preset, [f"train.seed={common.SEED}", f"train.time_budget={args.budget}"])
+    cfg = load_config(args.preset, [f"train.seed={common.SEED}", f"train.time_budget={args.budget}", *args.set])
     splits = load_splits(cfg.data)
     if not (np.array_equal(splits.test.reshape(len(splits.test), -1), test_v)
             and image_rows(np.concatenate([splits.train, splits.val])) == image_rows(train_v)):
@@ -83,6 +85,7 @@ def main() -> None:
                 n_train=len(splits.train), n_val=len(splits.val), torch=torch.__version__, cpu=host["cpu"],
                 cpu_flags=host["cpu_flags"], loadavg_1m_before=host["loadavg"],
                 log=[m for m in messages if "stopped" in m or "non-finite" in m],
+                settings=args.set, precision=cfg.train.precision,
                 note=f"realnvp '{args.preset}' preset: {cfg.model.n_scales} scales, {cfg.model.feature_maps} feature "
                      f"maps, {cfg.model.n_blocks} residual blocks, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "
                      f"validation every {cfg.train.eval_every} steps, patience {cfg.train.patience}; "

@@ -42,11 +42,11 @@ from realnvp.training import make_optimizer, train, train_step
 common = peers_common()  # the protocol: constants, batch stream, timer, JSON line
 
 
-def run_protocol(compile_step: bool, conditioner: str, precision: str) -> None:
+def run_protocol(compile_step: bool, conditioner: str, precision: str, flush: bool) -> None:
     common.torch_setup()  # 2 threads, torch.manual_seed(PEERS_SEED)
     t0 = time.perf_counter()
     train_np, test_np, mu, sd = moons_protocol_data()
-    cfg = load_config("moons-tutorial", [f"train.precision={precision}"])
+    cfg = load_config("moons-tutorial", [f"train.precision={precision}", f"train.flush_denormal={str(flush).lower()}"])
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.scale_l2) == (common.A_BATCH, common.A_LR, 0.0)
     flow = build_model(cfg.model, (2,), torch.tensor(mu, dtype=torch.float32), torch.tensor(sd, dtype=torch.float32))
     if conditioner == "pwl":
@@ -63,7 +63,8 @@ def run_protocol(compile_step: bool, conditioner: str, precision: str) -> None:
     nll = mean_nll(flow, test_x)
     final_train = float(np.mean(losses[-100:]))
     peer = ("realnvp" + ("_pwl" if conditioner == "pwl" else "") + ("_compiled" if compile_step else "")
-            + ("_nospin" if os.environ.get("GOMP_SPINCOUNT") == "0" else "") + ("_bf16" if precision == "bf16" else ""))
+            + ("_nospin" if os.environ.get("GOMP_SPINCOUNT") == "0" else "")
+            + ("_bf16" if precision == "bf16" else "") + ("" if flush else "_noflush"))
     common.emit(peer=peer, protocol="moons", test_nll=nll,
                 params=flow.n_params(), step_ms_median=timer.median_ms(), wall_s=time.perf_counter() - t0,
                 final_train_loss_std_space=final_train - float(np.log(sd).sum()),
@@ -74,6 +75,7 @@ def run_protocol(compile_step: bool, conditioner: str, precision: str) -> None:
                      "s = scale*tanh(raw)) after a Standardize layer; fused Adam"
                      + ("; torch.compile(flow)" if compile_step else "")
                      + ("; train.precision=bf16 (s/t networks in bf16 autocast)" if precision == "bf16" else "")
+                     + ("" if flush else "; train.flush_denormal=false (IEEE denormals kept)")
                      + ("; prototype benchmarks/pwl_mlp.py: same MLPs, piecewise-linear evaluation without the "
                         "512x512 GEMMs" if conditioner == "pwl" else ""))
 
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--conditioner", choices=("mlp", "pwl"), default="mlp",
                         help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in harness.py")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="protocol mode: train.precision")
+    parser.add_argument("--no-flush", action="store_true",
+                        help="protocol mode: train.flush_denormal=false (row realnvp_noflush)")
     parser.add_argument("--no-spin", action="store_true",
                         help="GOMP_SPINCOUNT=0: OpenMP threads sleep at once under OMP_WAIT_POLICY=PASSIVE (row "
                              "realnvp_nospin; the default lets realnvp set a short spin)")
@@ -112,7 +116,7 @@ def main() -> None:
                         help="preset mode: seconds of training (the protocol run's wall time)")
     args = parser.parse_args()
     if args.mode == "protocol":
-        run_protocol(args.compile, args.conditioner, args.precision)
+        run_protocol(args.compile, args.conditioner, args.precision, not args.no_flush)
     else:
         run_preset(args.budget)
 

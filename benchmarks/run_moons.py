@@ -41,6 +41,8 @@ RUNS = {
     "jax": (PEERS_DIR, ["moons_jax.py"]),
     "realnvp": (ROOT, [str(HERE / "moons.py")]),
     "realnvp_nospin": (ROOT, [str(HERE / "moons.py"), "--no-spin"]),
+    "realnvp_noflush": (ROOT, [str(HERE / "moons.py"), "--no-flush"]),
+    "realnvp_bf16": (ROOT, [str(HERE / "moons.py"), "--precision", "bf16"]),
     "realnvp_compiled": (ROOT, [str(HERE / "moons.py"), "--compile"]),
     "realnvp_pwl": (ROOT, [str(HERE / "moons.py"), "--conditioner", "pwl"]),
     "realnvp_moons_preset": (ROOT, [str(HERE / "moons.py"), "--mode", "preset"]),

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 Row = dict[str, Any]
 # Order of the moons and digits implementations in their tables (the drivers' RUNS order).
 MOONS_ORDER = ("torch_ref", "normflows", "nflows", "nflows_exp", "zuko", "jax", "realnvp", "realnvp_nospin",
-               "realnvp_compiled", "realnvp_pwl", "realnvp_moons_preset")
+               "realnvp_noflush", "realnvp_bf16", "realnvp_compiled", "realnvp_pwl", "realnvp_moons_preset")
 REFERENCE = "torch_ref"
 
 
@@ -159,6 +159,10 @@ for every implementation; test NLL in nats in the original data units; median ms
   the short OpenMP spin it sets under `OMP_WAIT_POLICY=PASSIVE` when the load is below the core count
   applies (`gomp_spincount` on each line: "3000" on, empty off; `docs/cli.md`, "Speed on a CPU");
 - `realnvp_nospin`: the same without that spin (`moons.py --no-spin`);
+- `realnvp_noflush`: the same keeping IEEE denormal floats (`moons.py --no-flush`: `train.flush_denormal=false`;
+  lines before that setting existed trained this way);
+- `realnvp_bf16`: the same with the s/t networks in bf16 autocast (`moons.py --precision bf16`:
+  `train.precision=bf16`);
 - `realnvp_compiled`: the same with `torch.compile` (`moons.py --compile`);
 - `realnvp_pwl`: the same model with the prototype piecewise-linear MLP evaluation (`pwl_mlp.py`, not in
   the library; same function and gradients, see `PROFILE.md`);
@@ -269,6 +273,13 @@ def _moons_quality(by: dict[str, dict[int, Row]], previous: list[Row]) -> list[s
             + ", ".join(f"seed {s} {diffs[s]:+.3f} ({v})" for s, v in zip(seeds, verdicts))
             + f": {tally(verdicts)}. The means differ by {abs(mean_o - mean_p):.3f}; only "
             f"{'seed ' + ', '.join(map(str, outside)) if outside else 'no seed'} differs by more than the spread.")
+    bf16 = by.get("realnvp_bf16", {})
+    if bf16 and seeds:
+        diffs = {s: bf16[s]["test_nll"] - ours[s]["test_nll"] for s in seeds if s in bf16}
+        verdicts = [verdict(d, spread) for d in diffs.values()]
+        out.append("- **bf16 against fp32** (same seeds and steps): per seed, realnvp_bf16 minus realnvp "
+                   + ", ".join(f"seed {s} {d:+.3f}" for s, d in diffs.items())
+                   + f" nats against the eager/compiled spread {num(spread)}: {tally(verdicts)}.")
     old = group([r for r in previous if r.get("discarded")])
     if old.get("realnvp"):
         old_o, old_c = old["realnvp"], old.get("realnvp_compiled", {})
@@ -319,10 +330,10 @@ def speed_compare(by: dict[str, dict[int, Row]], ours: str, theirs: str) -> str:
 
 def _moons_speed(by: dict[str, dict[int, Row]]) -> list[str]:
     """Reading of the ms/step columns: ours vs the eager reference and JAX, compile time, slowed rows."""
+    pairs = (("realnvp", REFERENCE), ("realnvp", "jax"), ("realnvp_nospin", "jax"), ("realnvp_compiled", "jax"),
+             ("realnvp", "realnvp_noflush"), ("realnvp_bf16", "realnvp"), ("realnvp_bf16", "jax"))
     out = ["- **Speed** (a difference inside the spread is a tie): "
-           + "; ".join(speed_compare(by, o, t) for o, t in (("realnvp", REFERENCE), ("realnvp", "jax"),
-                                                            ("realnvp_nospin", "jax"), ("realnvp_compiled", "jax")))
-           + "."]
+           + "; ".join(speed_compare(by, o, t) for o, t in pairs if by.get(o) and by.get(t)) + "."]
     first = [r["first_step_ms"] / 1000 for r in by.get("realnvp_compiled", {}).values() if r.get("first_step_ms")]
     jit = [r["first_step_ms_incl_jit"] / 1000 for r in by.get("jax", {}).values() if r.get("first_step_ms_incl_jit")]
     out.append(f"- First step, compilation included: realnvp_compiled {span(first, '.1f')} s (the Inductor "
