@@ -117,7 +117,9 @@ def test_two_process_ddp_matches_single_process(runs):
     root, _ = runs
     a = _metrics(root / "single")
     assert [r["step"] for r in a if "val_nll" in r] == [10, 20, 30, 40]
-    _same_trajectory(a, _metrics(root / "ddp"), 1e-4)
+    # Summation order (2 ranks vs 1) only: 1e-5 nats after 5 steps, 2e-4 after 40 (batch-norm averages at the
+    # warm-up's slow pace keep the first batch's moments longer); unsynchronised batch norm differs by ~1e-2.
+    _same_trajectory(a, _metrics(root / "ddp"), 5e-4)
     # Only rank 0 wrote: one metrics line per record, and the run evaluates like any other.
     assert (root / "ddp" / "evaluation.json").exists()
 

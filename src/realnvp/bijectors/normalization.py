@@ -56,6 +56,12 @@ class BatchNormFlow(Bijector):
     known trap). The first training batch initialises the statistics, so a small momentum (the image
     presets use 0.005) does not start from an arbitrary N(0, 1).
 
+    The running averages move at the learning rate's pace: ``momentum`` is scaled by ``pace`` (the
+    schedule's factor, set each step by ``set_statistics_pace``). The layers after a batch norm adapt
+    to its lagging averages; with a fixed momentum the averages kept moving once a decayed learning rate
+    had frozen those layers, and validation got worse over a schedule's last steps (mnist-cpu: 1.724 ->
+    1.743 bits/dim after 80 statistics-only steps). With the pace, they settle together.
+
     Under DDP the batch statistics are all-reduced, so every rank normalises with the global batch's
     moments and holds the same running averages.
 
@@ -88,6 +94,7 @@ class BatchNormFlow(Bijector):
         self.register_buffer("running_mean", torch.zeros(shape))
         self.register_buffer("running_var", torch.ones(shape))
         self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("pace", torch.tensor(1.0), persistent=False)  # a tensor: compile doesn't retrace
 
     def _reduce_dims(self, x: Tensor) -> list[int]:
         return [0] + [d + 1 for d, n in enumerate(self.running_mean.shape) if n == 1 and x.shape[d + 1] != 1]
@@ -104,7 +111,7 @@ class BatchNormFlow(Bijector):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.training:
             batch_mean, batch_var = self._batch_stats(x)
-            m = torch.where(self.initialized, torch.tensor(self.momentum, device=x.device), 1.0)
+            m = torch.where(self.initialized, self.momentum * self.pace, 1.0)
             mean = (1 - m) * self.running_mean + m * batch_mean
             var = (1 - m) * self.running_var + m * batch_var
             with torch.no_grad():
@@ -123,6 +130,23 @@ class BatchNormFlow(Bijector):
         var = self.running_var
         x = z * torch.sqrt(var + self.eps) + self.running_mean
         return x, -self._log_det(var, z)
+
+
+def set_statistics_pace(module: torch.nn.Module, pace: float) -> None:
+    """Scale the momentum of every ``BatchNormFlow`` in ``module`` by ``pace`` (the learning-rate
+    schedule's factor, so running averages freeze when the weights do).
+
+    Example:
+        >>> bn = BatchNormFlow((1,), momentum=0.5)
+        >>> _ = bn(torch.zeros(4, 1))  # the first batch initialises the running mean: 0
+        >>> set_statistics_pace(bn, 0.0)
+        >>> _ = bn(torch.ones(4, 1))
+        >>> bn.running_mean.item()  # pace 0: a frozen average
+        0.0
+    """
+    for layer in module.modules():
+        if isinstance(layer, BatchNormFlow):
+            layer.pace.fill_(pace)
 
 
 class Whiten(Bijector):

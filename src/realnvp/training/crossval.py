@@ -20,7 +20,7 @@ from realnvp.evaluation.metrics import log_prob_in_chunks
 from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.training.prepared import first_layer_fit
-from realnvp.training.step import fetch_batch, lr_factor, make_optimizer, train_step
+from realnvp.training.step import fetch_batch, lr_factor, make_optimizer, set_schedule, train_step
 
 
 @dataclass
@@ -90,8 +90,7 @@ def cross_validate_steps(cfg: Config, rows: torch.Tensor) -> CrossValidation:
     best, stale, step, start = 0, 0, 0, time.perf_counter()
     while step < t.steps and stale < max(t.patience, 1) and time.perf_counter() - start < t.time_budget / 2:
         for flow, optimizer, index, stream in zip(flows, optimizers, keep, streams, strict=True):
-            for group in optimizer.param_groups:
-                group["lr"] = t.lr * lr_factor(step, cfg)
+            set_schedule(flow, optimizer, t.lr, lr_factor(step, cfg))
             train_step(flow, optimizer, fetch_batch(rows[index], min(t.batch_size, len(index)), stream, 0, False), cfg)
         step += 1
         if step % t.eval_every == 0:

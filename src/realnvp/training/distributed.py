@@ -102,20 +102,21 @@ def join(device_name: str) -> tuple[torch.device, DistInfo]:
     return device, info
 
 
-def rank0_decides(flag: bool, info: DistInfo) -> bool:
-    """Rank 0's ``flag`` on every rank (e.g. "the time budget is spent": then all ranks stop at the same
-    step even though their clocks differ); ``flag`` itself without a process group.
+def rank0_clock(seconds: float, info: DistInfo) -> float:
+    """Rank 0's ``seconds`` on every rank (the training clock: then the time budget ends every rank at
+    the same step, and a time-based learning-rate schedule gives every rank the same rate, although
+    their own clocks differ); ``seconds`` itself without a process group.
 
     Example:
-        >>> rank0_decides(True, DistInfo())
-        True
+        >>> rank0_clock(12.5, DistInfo())
+        12.5
     """
     if not info.enabled:
-        return flag
+        return seconds
     on_gpu = dist.get_backend() == "nccl"
-    decided = torch.tensor(float(flag), device=f"cuda:{info.local_rank}" if on_gpu else "cpu")
-    dist.broadcast(decided, src=0)
-    return bool(decided.item())
+    clock = torch.tensor(seconds, dtype=torch.float64, device=f"cuda:{info.local_rank}" if on_gpu else "cpu")
+    dist.broadcast(clock, src=0)
+    return clock.item()
 
 
 def local_slice(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:

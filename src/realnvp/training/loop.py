@@ -18,13 +18,20 @@ from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
 from realnvp.training.crossval import settle_steps
-from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_decides
+from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_clock
 from realnvp.training.guard import NonFiniteGuard
 from realnvp.training.logs import MetricsLogger, Progress, metrics_logger
 from realnvp.training.preflight import check_fits
 from realnvp.training.prepared import TrainingData
 from realnvp.training.resume import check_compatible, load_latest, restore, save_latest, tidy
-from realnvp.training.step import CompiledOrEager, fetch_batch_and_context, lr_factor, make_optimizer, train_step
+from realnvp.training.step import (
+    CompiledOrEager,
+    fetch_batch_and_context,
+    lr_factor,
+    make_optimizer,
+    set_schedule,
+    train_step,
+)
 
 
 @dataclass
@@ -147,7 +154,8 @@ class _Job:
         self.since_eval.add(nll)
         self.since_log.add(nll)
         self.step += 1
-        self.elapsed = elapsed
+        # Under DDP the clock that ends the budget and shapes cosine_time is rank 0's, on every rank.
+        self.elapsed = rank0_clock(elapsed, self.info) if self.cfg.train.time_budget > 0 else elapsed
 
     def running_record(self) -> dict[str, Any]:
         """The mean train NLL since the last running record or evaluation, queued for metrics.jsonl."""
@@ -164,8 +172,8 @@ class _Job:
         return self.data.with_bits_per_dim({"val_nll": self.best_val}).get("val_bpd", self.best_val)
 
     def set_lr(self) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.train.lr * lr_factor(self.step, self.cfg, self.elapsed) * self.guard.lr_scale
+        set_schedule(self.flow, self.optimizer, self.cfg.train.lr,
+                     lr_factor(self.step, self.cfg, self.elapsed) * self.guard.lr_scale)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The next global batch from the saved stream, and its rows' contexts (conditional flows)."""
@@ -176,7 +184,7 @@ class _Job:
     def out_of_time(self) -> bool:
         """Whether ``train.time_budget`` is spent; under DDP rank 0's clock decides for every rank."""
         budget = self.cfg.train.time_budget
-        return budget > 0 and rank0_decides(self.elapsed >= budget, self.info)
+        return budget > 0 and self.elapsed >= budget
 
     def local(self, batch: torch.Tensor) -> torch.Tensor:
         """This rank's share of the global batch, in the memory layout the model runs fastest with."""

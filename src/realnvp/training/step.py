@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from realnvp.bijectors import dequantize, random_hflip
+from realnvp.bijectors.normalization import set_statistics_pace
 from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.flow import Flow
@@ -41,6 +42,23 @@ def lr_factor(step: int, cfg: Config, elapsed: float = 0.0) -> float:
     if t.lr_schedule == "constant":
         return warm
     raise UserError(f"train.lr_schedule: expected 'constant', 'cosine' or 'cosine_time', got {t.lr_schedule!r}")
+
+
+def set_schedule(flow: Flow, optimizer: torch.optim.Optimizer, lr: float, factor: float) -> None:
+    """The step's learning rate ``lr * factor``, and the same ``factor`` as the pace of the flow's
+    batch-norm running averages (``set_statistics_pace``): both settle when the schedule ends.
+
+    Example:
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(2, n_couplings=2, hidden=(8,), batch_norm=True)
+        >>> optimizer = torch.optim.Adam(flow.parameters())
+        >>> set_schedule(flow, optimizer, 1e-3, 0.5)
+        >>> optimizer.param_groups[0]["lr"], [m.pace.item() for m in flow.modules() if hasattr(m, "pace")]
+        (0.0005, [0.5])
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr * factor
+    set_statistics_pace(flow, factor)
 
 
 def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_levels: int,
