@@ -1,7 +1,8 @@
 """Where the time of one image training step goes (issue 4, item 1, image part): for an image preset
 (default ``mnist-cpu``, the one the mnist10k protocol trains) ms/step, images/s, peak memory, the
 step's FLOPs over its time as a fraction of this machine's fp32 peak, and what the model's own
-convolution shapes can reach at best on this CPU (the ceiling), with and without ``torch.compile``.
+convolution shapes can reach at best on this CPU (the ceiling), with and without ``torch.compile``, and
+with the s/t networks in bf16 autocast (variants ``bf16``, ``compile-bf16``; for CPUs with AVX512_BF16/AMX).
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python \\
         benchmarks/profile_images.py --preset mnist-cpu --variants eager,compile
@@ -131,7 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mnist-cpu", help="an image preset or TOML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--variants", default="eager,compile", help="comma-separated: eager, compile")
+    parser.add_argument("--variants", default="eager,compile",
+                        help="comma-separated: eager, compile, bf16, compile-bf16")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
     parser.add_argument("--profile-steps", type=int, default=10)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: ceiling, profile")
@@ -154,7 +156,8 @@ def main() -> None:
     print("| variant | first step s (compile) | median ms/step | images/s | GFLOP/s | % of peak | peak RSS MiB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.variants.split(","):
-        step = eager if name == "eager" else make_step(args.preset, args.set, compiled=True)[0]
+        bf16 = ["train.precision=bf16"] if name.endswith("bf16") else []  # s/t networks in bf16 autocast
+        step = eager if name == "eager" else make_step(args.preset, args.set + bf16, "compile" in name)[0]
         start = time.perf_counter()
         step()
         first = time.perf_counter() - start
