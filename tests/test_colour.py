@@ -201,7 +201,7 @@ def test_cifar_cpu_preset_is_the_multiscale_model_with_1x1_convolutions_and_trai
     cfg = load_config("cifar-cpu", [f"data.path={tmp_path / 'p.npz'}", "train.steps=2", "train.batch_size=4",
                                     "train.eval_every=2", "data.test_draws=1", "train.compile=false"])
     assert (cfg.model.n_scales, cfg.model.scale_couplings, cfg.model.final_couplings) == (3, 3, 4)
-    assert cfg.model.batch_norm and cfg.train.lr_schedule == "cosine" and cfg.train.time_budget == 1800
+    assert cfg.model.batch_norm and cfg.train.lr_schedule == "cosine_time" and cfg.train.time_budget == 1800
     result = train(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
     kinds = {type(m).__name__ for m in result.flow.modules()}
     # checkerboard couplings on the squeezed image (AffineCoupling with a squeezed checkerboard mask), 1x1 convolutions
