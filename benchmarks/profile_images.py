@@ -2,7 +2,8 @@
 (default ``mnist-cpu``, the one the mnist10k protocol trains) ms/step, images/s, peak memory, the
 step's FLOPs over its time as a fraction of this machine's fp32 peak, and what the model's own
 convolution shapes can reach at best on this CPU (the ceiling), with and without ``torch.compile``, and
-with the s/t networks in bf16 autocast (variants ``bf16``, ``compile-bf16``; for CPUs with AVX512_BF16/AMX).
+with the s/t networks in bf16 autocast (variants ``bf16``, ``compile-bf16``; for CPUs with AVX512_BF16/AMX),
+and in channels-last layout (suffix ``-cl``: ``eager-cl``, ``compile-cl``).
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python \\
         benchmarks/profile_images.py --preset mnist-cpu --variants eager,compile
@@ -49,15 +50,19 @@ def peak_gflops() -> float:
     return 2 * 2048**3 / median_seconds(lambda: a @ b, 8) / 1e9
 
 
-def make_step(preset: str, overrides: list[str], compiled: bool) -> tuple[Callable[[], float], torch.nn.Module, int]:
+def make_step(preset: str, overrides: list[str], compiled: bool,
+              channels_last: bool = False) -> tuple[Callable[[], float], torch.nn.Module, int]:
     """A closure running one training step of the preset's model with the library's ``train_step`` (loss
-    with the L2 on the scales, fused Adam), on random dequantized images; also the flow and the batch size."""
+    with the L2 on the scales, fused Adam), on random dequantized images; also the flow and the batch size.
+    ``channels_last``: model and batch in NHWC layout, as training does on a GPU."""
     cfg = load_config(preset, overrides)
     torch.manual_seed(0)
     shape = SHAPES[cfg.data.name]
     flow = build_model(cfg.model, shape)
     optimizer = make_optimizer(flow, cfg)
-    x = torch.rand(cfg.train.batch_size, *shape)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    flow.to(memory_format=layout)
+    x = torch.rand(cfg.train.batch_size, *shape).contiguous(memory_format=layout)
     model = torch.compile(flow) if compiled else flow
 
     def step() -> float:
@@ -91,16 +96,22 @@ def conv_shapes(flow: torch.nn.Module, batch: int, shape: tuple[int, ...]) -> di
     return dict(seen)
 
 
+def conv_cost(in_shape: tuple[int, ...], out_c: int, kernel: tuple[int, int], padding: tuple[int, int],
+              channels_last: bool = False) -> tuple[int, float]:
+    """FLOPs and median seconds of one convolution alone: forward, input gradient and weight gradient."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    conv = torch.nn.Conv2d(in_shape[1], out_c, kernel, padding=padding).to(memory_format=layout)
+    x = torch.randn(in_shape).contiguous(memory_format=layout).requires_grad_()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        conv(x).sum().backward()
+    return counter.get_total_flops(), median_seconds(lambda: conv(x).sum().backward(), 20)
+
+
 def ceiling(flow: torch.nn.Module, batch: int, shape: tuple[int, ...], peak: float, flop: int) -> None:
     rows, total_s, conv_flop = [], 0.0, 0
     for (in_shape, out_c, kernel, padding), count in sorted(conv_shapes(flow, batch, shape).items()):
-        conv = torch.nn.Conv2d(in_shape[1], out_c, kernel, padding=padding)
-        x = torch.randn(in_shape, requires_grad=True)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            conv(x).sum().backward()
-        f = counter.get_total_flops()
-        seconds = median_seconds(lambda conv=conv, x=x: conv(x).sum().backward(), 20)
+        f, seconds = conv_cost(in_shape, out_c, kernel, padding)
         rows.append((in_shape, out_c, kernel, count, f / seconds / 1e9, 1e3 * seconds * count))
         total_s += seconds * count
         conv_flop += f * count
@@ -113,6 +124,21 @@ def ceiling(flow: torch.nn.Module, batch: int, shape: tuple[int, ...], peak: flo
     print(f"\nConvolutions: {conv_flop / 1e9:.3f} of the step's {flop / 1e9:.3f} GFLOP; run alone they take "
           f"{1e3 * total_s:.1f} ms, i.e. {conv_flop / total_s / 1e9:.1f} GFLOP/s = "
           f"**{conv_flop / total_s / 1e9 / peak:.0%} of peak at best** for this model's shapes.\n")
+
+
+def reference(batch: int, peak: float) -> None:
+    """What this CPU's convolutions reach when they are wide: 3x3, C -> C channels at 28x28, 14x14 and 7x7,
+    NCHW and channels-last; bounds any model's convolutions here, not only this one's."""
+    print(f"## Reference: wide 3x3 convolutions alone (batch {batch}, forward + both gradients), % of peak\n")
+    print("| channels | 28x28 | 14x14 | 7x7 | 28x28 channels-last | 7x7 channels-last |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in (16, 64, 128, 256):
+        cells = []
+        for size, last in ((28, False), (14, False), (7, False), (28, True), (7, True)):
+            f, seconds = conv_cost((batch, c, size, size), c, (3, 3), (1, 1), channels_last=last)
+            cells.append(f"{f / seconds / 1e9 / peak:.0%}")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    print()
 
 
 def breakdown(step: Callable[[], float], steps: int) -> None:
@@ -133,10 +159,10 @@ def main() -> None:
     parser.add_argument("--preset", default="mnist-cpu", help="an image preset or TOML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--variants", default="eager,compile",
-                        help="comma-separated: eager, compile, bf16, compile-bf16")
+                        help="comma-separated: eager, compile, bf16, compile-bf16; -cl: channels-last, e.g. eager-cl")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
     parser.add_argument("--profile-steps", type=int, default=10)
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: ceiling, profile")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: ceiling, reference, profile")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     skip = set(args.skip.split(","))
@@ -157,7 +183,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.variants.split(","):
         bf16 = ["train.precision=bf16"] if name.endswith("bf16") else []  # s/t networks in bf16 autocast
-        step = eager if name == "eager" else make_step(args.preset, args.set + bf16, "compile" in name)[0]
+        step = eager if name == "eager" else make_step(args.preset, args.set + bf16, "compile" in name,
+                                                       channels_last="-cl" in name)[0]
         start = time.perf_counter()
         step()
         first = time.perf_counter() - start
@@ -168,6 +195,8 @@ def main() -> None:
     print(f"\n(peak RSS is the process's high-water mark; {rss0 / 1024:.0f} MiB before the model was built)\n")
     if "ceiling" not in skip:
         ceiling(flow, batch, shape, peak, flop)
+    if "reference" not in skip:
+        reference(batch, peak)
     if "profile" not in skip:
         breakdown(eager, args.profile_steps)
     sys.stdout.flush()
