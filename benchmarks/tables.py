@@ -886,6 +886,44 @@ def colour_section(rows: list[Row], design: list[Row] = ()) -> str:
     return "\n".join(parts)
 
 
+# ---- bf16 against fp32 on digits (issue 12) -------------------------------------------------------
+
+PRECISION_INTRO = """## bf16 against fp32 on digits (issue 12)
+
+`train.precision = "bf16"` (the s/t networks in bf16 autocast) against fp32, same seed, same 400 steps of
+the `digits` preset (no time budget, no early stop; best-validation weights, test bits/dim on the
+protocol's fixed dequantizations), one run after the other (`precision_results.jsonl`). Seed 0's fp32
+run shared the CPU with a test run for part of its time: its images/s are not comparable.
+
+    PEERS_SEED=S PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/digits.py --budget 0 \\
+        --set train.steps=400 --set train.patience=0 --set train.precision=P
+"""
+
+
+def precision_section(rows: list[Row]) -> str:
+    """The digits bf16-vs-fp32 pairs: one table row per seed, and the difference against the fp32 seeds' spread."""
+    pairs = {}
+    for r in rows:
+        pairs.setdefault(r["seed"], {})[r["precision"]] = r
+    seeds = sorted(seed for seed, pair in pairs.items() if {"fp32", "bf16"} <= set(pair))
+    if not seeds:
+        return ""
+    out = [PRECISION_INTRO,
+           "| seed | fp32 test bits/dim | bf16 test bits/dim | bf16 - fp32 | fp32 / bf16 images/s | host |",
+           "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for seed in seeds:
+        f, b = pairs[seed]["fp32"], pairs[seed]["bf16"]
+        out.append(f"| {seed} | {f['bits_per_dim']:.4f} | {b['bits_per_dim']:.4f} | "
+                   f"{b['bits_per_dim'] - f['bits_per_dim']:+.4f} | "
+                   f"{f['images_per_s']:.0f} / {b['images_per_s']:.0f} | {host(f)} |")
+    fp32 = [pairs[seed]["fp32"]["bits_per_dim"] for seed in seeds]
+    spread = max(fp32) - min(fp32)
+    worse = sum(pairs[seed]["bf16"]["bits_per_dim"] - pairs[seed]["fp32"]["bits_per_dim"] > spread for seed in seeds)
+    out += ["", f"The fp32 seeds differ by {spread:.4f} bits/dim; bf16 is worse than its fp32 pair by more than "
+            f"that on {worse} of {len(seeds)} seeds."]
+    return "\n".join(out) + "\n"
+
+
 # ---- the whole file --------------------------------------------------------------------------------
 
 HEADER = """# Benchmark results
@@ -912,7 +950,8 @@ def render(folder: Path = HERE) -> str:
                 speed_section(moons, mnist), tabular_section(read_jsonl(folder / "tabular_results.jsonl")),
                 conditional_section(read_jsonl(folder / "conditional_results.jsonl")),
                 colour_section(read_jsonl(folder / "colour_results.jsonl"),
-                               read_jsonl(folder / "colour_design.jsonl"))]
+                               read_jsonl(folder / "colour_design.jsonl")),
+                precision_section(read_jsonl(folder / "precision_results.jsonl"))]
     return "\n".join(s.rstrip("\n") + "\n" for s in sections if s)
 
 
