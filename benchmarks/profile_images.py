@@ -50,6 +50,11 @@ def peak_gflops() -> float:
     return 2 * 2048**3 / median_seconds(lambda: a @ b, 8) / 1e9
 
 
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """NHWC when ``channels_last``, else the default NCHW."""
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def make_step(preset: str, overrides: list[str], compiled: bool,
               channels_last: bool = False) -> tuple[Callable[[], float], torch.nn.Module, int]:
     """A closure running one training step of the preset's model with the library's ``train_step`` (loss
@@ -60,7 +65,7 @@ def make_step(preset: str, overrides: list[str], compiled: bool,
     shape = SHAPES[cfg.data.name]
     flow = build_model(cfg.model, shape)
     optimizer = make_optimizer(flow, cfg)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_format(channels_last)
     flow.to(memory_format=layout)
     x = torch.rand(cfg.train.batch_size, *shape).contiguous(memory_format=layout)
     model = torch.compile(flow) if compiled else flow
@@ -99,7 +104,7 @@ def conv_shapes(flow: torch.nn.Module, batch: int, shape: tuple[int, ...]) -> di
 def conv_cost(in_shape: tuple[int, ...], out_c: int, kernel: tuple[int, int], padding: tuple[int, int],
               channels_last: bool = False) -> tuple[int, float]:
     """FLOPs and median seconds of one convolution alone: forward, input gradient and weight gradient."""
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_format(channels_last)
     conv = torch.nn.Conv2d(in_shape[1], out_c, kernel, padding=padding).to(memory_format=layout)
     x = torch.randn(in_shape).contiguous(memory_format=layout).requires_grad_()
     counter = FlopCounterMode(display=False)

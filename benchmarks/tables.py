@@ -462,14 +462,19 @@ preset (`benchmarks/mnist10k.py`). No peer runs this protocol. A line records th
 """
 
 
+def _preset_name(r: Row) -> str:
+    """The preset a protocol C line's note names (``realnvp 'NAME' preset ...``); ``mnist-cpu`` when it names none."""
+    preset = r.get("note", "").partition(" preset ")[0]
+    return preset.split("'")[1] if "'" in preset else "mnist-cpu"
+
+
 def _mnist_command(r: Row) -> str:
     """The command a line records: the driver's own (``run_images.py ...``) when the line has it, else the
     ``mnist10k.py`` command rebuilt from its overrides (from the note) and its sample grid."""
     if r.get("command"):
         return f"PYTHONPATH=src /tmp/peers-venv/bin/python {r['command']}"
-    preset, _, rest = r.get("note", "").partition(" preset ")
-    overrides = rest.split(":", 1)[0].split()
-    name = preset.split("'")[1] if "'" in preset else "mnist-cpu"
+    overrides = r.get("note", "").partition(" preset ")[2].split(":", 1)[0].split()
+    name = _preset_name(r)
     return ("OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/mnist10k.py"
             + (f" --preset {name}" if name != "mnist-cpu" else "")
             + "".join(f" --set {o}" for o in overrides) + f" --samples {r.get('samples', '-')}")
@@ -547,8 +552,7 @@ def mnist_design_table(rows: list[Row]) -> str:
            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         overrides = [w for w in r.get("command", "").split() if "=" in w]
-        preset = r.get("note", "").split("'")[1] if "'" in r.get("note", "") else "mnist-cpu"
-        named = [f"`{preset}`"] if preset != "mnist-cpu" else []
+        named = [f"`{_preset_name(r)}`"] if _preset_name(r) != "mnist-cpu" else []
         out.append(f"| {' '.join(named + [f'`{o}`' for o in overrides]) or 'the preset'} | {r['budget_s']:.0f} | "
                    f"{r['steps']} | {r['images_per_s']:.0f} | {r['best_val_bpd']:.3f} | {r['bits_per_dim']:.3f} | "
                    f"{host(r)} |")
@@ -901,26 +905,23 @@ run shared the CPU with a test run for part of its time: its images/s are not co
 
 
 def precision_section(rows: list[Row]) -> str:
-    """The digits bf16-vs-fp32 pairs: one table row per seed, and the difference against the fp32 seeds' spread."""
-    pairs = {}
-    for r in rows:
-        pairs.setdefault(r["seed"], {})[r["precision"]] = r
-    seeds = sorted(seed for seed, pair in pairs.items() if {"fp32", "bf16"} <= set(pair))
+    """The digits bf16-vs-fp32 pairs: one table row per seed, and each pair's verdict against the fp32 seeds' spread."""
+    by = group(rows, key="precision")
+    fp32, bf16 = by.get("fp32", {}), by.get("bf16", {})
+    seeds = sorted(set(fp32) & set(bf16))
     if not seeds:
         return ""
     out = [PRECISION_INTRO,
            "| seed | fp32 test bits/dim | bf16 test bits/dim | bf16 - fp32 | fp32 / bf16 images/s | host |",
            "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    diffs = {seed: bf16[seed]["bits_per_dim"] - fp32[seed]["bits_per_dim"] for seed in seeds}
     for seed in seeds:
-        f, b = pairs[seed]["fp32"], pairs[seed]["bf16"]
-        out.append(f"| {seed} | {f['bits_per_dim']:.4f} | {b['bits_per_dim']:.4f} | "
-                   f"{b['bits_per_dim'] - f['bits_per_dim']:+.4f} | "
+        f, b = fp32[seed], bf16[seed]
+        out.append(f"| {seed} | {f['bits_per_dim']:.4f} | {b['bits_per_dim']:.4f} | {diffs[seed]:+.4f} | "
                    f"{f['images_per_s']:.0f} / {b['images_per_s']:.0f} | {host(f)} |")
-    fp32 = [pairs[seed]["fp32"]["bits_per_dim"] for seed in seeds]
-    spread = max(fp32) - min(fp32)
-    worse = sum(pairs[seed]["bf16"]["bits_per_dim"] - pairs[seed]["fp32"]["bits_per_dim"] > spread for seed in seeds)
-    out += ["", f"The fp32 seeds differ by {spread:.4f} bits/dim; bf16 is worse than its fp32 pair by more than "
-            f"that on {worse} of {len(seeds)} seeds."]
+    spread = max(fp32[s]["bits_per_dim"] for s in seeds) - min(fp32[s]["bits_per_dim"] for s in seeds)
+    out += ["", f"The fp32 seeds differ by {spread:.4f} bits/dim; bf16 against fp32 within that spread: "
+            f"{tally([verdict(diffs[seed], spread) for seed in seeds])}."]
     return "\n".join(out) + "\n"
 
 
