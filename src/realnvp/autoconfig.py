@@ -1,16 +1,15 @@
 """Settings sized to the user's table: the ``vector`` preset (and ``realnvp train --data FILE`` without
 a preset) picks the model, batch, evaluation cadence, regularisation and patience from the number of
 rows and columns, so 100 rows and 1,000,000 rows both get a sensible run without flags. Settings the
-user gave explicitly (``--set``, ``--steps``, ...) are never changed."""
+user gave explicitly (``--set``, ``--steps``, ...) are never changed. Pure arithmetic: the data is
+read once elsewhere (``realnvp.resolve``)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from realnvp.config import Config, DataConfig
-from realnvp.data.splits import read_held_out
-from realnvp.data.vectors import read_vectors
+from realnvp.config import Config
 
 # Seconds of training a default run may take (each benchmark table must finish within 3 minutes,
 # evaluation and start-up included).
@@ -18,23 +17,6 @@ TIME_BUDGET = 120.0
 # Tables with fewer rows (training + validation) choose their number of steps by K-fold cross-validation
 # (realnvp.training.crossval) instead of a validation split of under 200 rows.
 CV_ROWS, CV_FOLDS = 1000, 5
-
-
-def fit_rows(data: DataConfig) -> tuple[int, int]:
-    """``(rows left for training and validation, columns)`` of a vector file configuration: every row
-    of ``data.path`` with a held-out ``data.test_path``, else what the test split leaves.
-
-    Example:
-        >>> import numpy as np
-        >>> np.save(tmp / "t.npy", np.zeros((100, 3), np.float32))
-        >>> fit_rows(DataConfig(name="file", path=str(tmp / "t.npy")))  # 20% held out for test
-        (80, 3)
-    """
-    rows, dim = read_vectors(data.path).shape
-    if data.test_path:
-        read_held_out(data.test_path, (dim,))  # a bad held-out file fails before anything is sized
-        return rows, dim
-    return rows - max(1, int(round(data.test_fraction * rows))), dim
 
 
 def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[str, Any]:
@@ -93,22 +75,18 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
     }
 
 
-def autosize(cfg: Config, explicit: set[str]) -> tuple[Config, str]:
-    """``cfg`` with ``vector_defaults`` for its data file applied, except the ``explicit`` settings,
-    and one line saying what was chosen. The batch size never exceeds the training rows; an explicit
-    ``train.steps`` turns cross-validation off (those steps run, with a validation split).
+def autosize(cfg: Config, explicit: set[str], rows: int, dim: int) -> tuple[Config, str]:
+    """``cfg`` with ``vector_defaults`` for a table of ``rows`` training+validation rows and ``dim``
+    modelled columns applied, except the ``explicit`` settings, and one line saying what was chosen. An
+    explicit ``train.steps`` turns cross-validation off (those steps run, with a validation split).
 
     Example:
-        >>> import numpy as np
-        >>> np.save(tmp / "t.npy", np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
-        >>> cfg = Config.from_dict({"data": {"name": "file", "path": str(tmp / "t.npy")}})
-        >>> cfg, line = autosize(cfg, explicit={"train.lr"})
+        >>> cfg, line = autosize(Config(), explicit={"train.lr"}, rows=120, dim=4)
         >>> cfg.model.hidden, cfg.train.batch_size, cfg.train.lr  # lr stays the user's
         ((32, 32), 96, 0.001)
         >>> line
         'defaults for 120 rows x 4 columns: ... (--set KEY=VALUE overrides any)'
     """
-    rows, dim = fit_rows(cfg.data)
     # The user's number of steps is run as given (with a validation split), not cross-validated.
     defaults = vector_defaults(rows, dim, cross_validate="train.steps" not in explicit)
     chosen = {key: value for key, value in defaults.items() if key not in explicit}
@@ -121,20 +99,17 @@ def autosize(cfg: Config, explicit: set[str]) -> tuple[Config, str]:
     return cfg, f"defaults for {rows} rows x {dim} columns: {words} (--set KEY=VALUE overrides any)"
 
 
-def cap_batch(cfg: Config, n_train: int) -> str | None:
-    """Lower ``train.batch_size`` to the ``n_train`` training rows when it is larger, and say so (a
-    batch larger than the data would only repeat rows); ``None`` when nothing changed.
+def capped_batch(batch_size: int, n_train: int) -> tuple[int, str | None]:
+    """``train.batch_size`` lowered to the ``n_train`` training rows when it is larger (a batch larger
+    than the data would only repeat rows), and the line that says so (``None`` when unchanged).
 
     Example:
-        >>> cfg = Config()
-        >>> cap_batch(cfg, 100), cfg.train.batch_size
-        ('train.batch_size 256 is more than the 100 training rows: using 100', 100)
+        >>> capped_batch(256, 100)
+        (100, 'train.batch_size 256 is more than the 100 training rows: using 100')
     """
-    if cfg.train.batch_size <= n_train:
-        return None
-    line = f"train.batch_size {cfg.train.batch_size} is more than the {n_train} training rows: using {n_train}"
-    cfg.train.batch_size = max(1, n_train)
-    return line
+    if batch_size <= n_train:
+        return batch_size, None
+    return max(1, n_train), f"train.batch_size {batch_size} is more than the {n_train} training rows: using {n_train}"
 
 
 def _show(value: Any) -> str:

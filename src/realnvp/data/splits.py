@@ -13,6 +13,7 @@ from realnvp.data.image_files import read_pixel_file, to_nchw
 from realnvp.data.images import IMAGE_DATASETS, check_levels, load_images, read_image_folder
 from realnvp.data.labels import image_labels, n_classes_of, split_columns
 from realnvp.data.rotated import CONTEXT_TOYS, make_context_toy
+from realnvp.data.tables import TableSource, read_source
 from realnvp.data.toy import TOY_DENSITIES, make_toy
 from realnvp.data.vectors import read_vectors
 from realnvp.errors import UserError
@@ -38,14 +39,16 @@ class Splits:
     val_c: np.ndarray | None = None
     test_c: np.ndarray | None = None
     n_classes: int = 0  # images with labels: the number of classes
+    names: tuple[str, ...] = ()  # tables: the modelled columns' names (a CSV header's, else x0, x1, ...)
 
 
-def load_splits(cfg: DataConfig, labels: bool = False) -> Splits:
+def load_splits(cfg: DataConfig, labels: bool = False, source: TableSource | None = None) -> Splits:
     """Toy sets draw train and test independently (seeds ``seed`` and ``seed + 1``, as in the moons
     protocol); files are split by a seeded permutation. Validation comes out of the training split.
     With ``test_path`` that file (or image folder) is the test split: a vector file then trains on
-    every row, an image set on its usual training split. Contexts (``train_c``, ...): an image set's
-    class labels with ``labels=True``; a table's ``data.context_columns``, split off its rows.
+    every row, an image set on its usual training split. A table already read (``source``) is not
+    read again. Contexts (``train_c``, ...): an image set's class labels with ``labels=True``; a
+    table's ``data.context_columns``, split off its rows.
 
     Example:
         >>> splits = load_splits(DataConfig(name="moons", n_train=1000, n_test=500))
@@ -54,7 +57,7 @@ def load_splits(cfg: DataConfig, labels: bool = False) -> Splits:
         >>> np.array_equal(splits.train, load_splits(DataConfig(name="moons", n_train=1000, n_test=500)).train)
         True
     """
-    n_levels = 0
+    n_levels, names = 0, ()
     if cfg.name in IMAGE_DATASETS:
         images = load_images(cfg)
         train, test, n_levels = images.train, images.test, images.n_levels
@@ -67,24 +70,16 @@ def load_splits(cfg: DataConfig, labels: bool = False) -> Splits:
         train = make_context_toy(cfg.name, cfg.n_train, cfg.seed, cfg.noise)
         test = make_context_toy(cfg.name, cfg.n_test, cfg.seed + 1, cfg.noise)
     elif cfg.name == "file":
-        if not cfg.path:
-            raise UserError("data.name is 'file' but no data.path was given (use --data FILE)")
-        table = read_vectors(cfg.path)
-        if cfg.test_path:
-            train, test = table, read_held_out(cfg.test_path, tuple(table.shape[1:]))
-        else:
-            if len(table) < 10:
-                raise UserError(f"{cfg.path}: {len(table)} examples are too few to split (need at least 10)")
-            order = np.random.RandomState(cfg.seed).permutation(len(table))
-            n_test = max(1, int(round(cfg.test_fraction * len(table))))
-            test, train = table[order[:n_test]], table[order[n_test:]]
+        source = source or read_source(cfg)
+        train, test, names = source.pool.astype(np.float32), source.test.astype(np.float32), source.names
     else:
         raise UserError(f"unknown dataset {cfg.name!r}; known: {', '.join([*TOY_DENSITIES, *CONTEXT_TOYS])}, "
                         f"file, {', '.join(IMAGE_DATASETS)}")
     (train, train_c), (test, test_c) = _contexts(cfg, train, test, n_levels, labels)
     n_val = int(round(cfg.val_fraction * len(train)))
     order = np.random.RandomState(cfg.seed + 2).permutation(len(train))
-    splits = Splits(train=train[order[n_val:]], val=train[order[:n_val]], test=test, n_levels=n_levels)
+    splits = Splits(train=train[order[n_val:]], val=train[order[:n_val]], test=test, n_levels=n_levels,
+                    names=tuple(n for j, n in enumerate(names) if j not in cfg.context_columns))
     if train_c is not None:
         splits.train_c, splits.val_c, splits.test_c = train_c[order[n_val:]], train_c[order[:n_val]], test_c
         splits.n_classes = n_classes_of(train_c, test_c) if n_levels else 0

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from realnvp.config import Config
+from realnvp.data.columns import ColumnType, to_real_line
 from realnvp.evaluation.metrics import log_prob_in_chunks
 from realnvp.flow import Flow
 from realnvp.models import build_model
@@ -48,7 +49,7 @@ class CrossValidation:
         return f"{measured}: training on all {self.rows} rows for {self.steps} steps"
 
 
-def settle_steps(cfg: Config, rows: torch.Tensor, log: Any) -> Config:
+def settle_steps(cfg: Config, rows: torch.Tensor, log: Any, columns: tuple[ColumnType, ...] = ()) -> Config:
     """``cfg`` with ``train.steps`` chosen by ``cross_validate_steps`` on the training ``rows``, said in
     one line through ``log``; ``cfg`` itself is left as it was.
 
@@ -60,15 +61,16 @@ def settle_steps(cfg: Config, rows: torch.Tensor, log: Any) -> Config:
         >>> settled.train.steps in (0, 10, 20), cfg.train.steps
         (True, 20)
     """
-    result = cross_validate_steps(cfg, rows)
+    result = cross_validate_steps(cfg, rows, columns)
     log(result.line())
     return replace(cfg, train=replace(cfg.train, steps=result.steps))
 
 
-def cross_validate_steps(cfg: Config, rows: torch.Tensor) -> CrossValidation:
+def cross_validate_steps(cfg: Config, rows: torch.Tensor, columns: tuple[ColumnType, ...] = ()) -> CrossValidation:
     """Train ``train.cv_folds`` flows of ``cfg`` in lockstep on K-1 folds of ``rows`` each, scoring the
     held-out fold every ``train.eval_every`` steps, up to ``train.steps``, ``train.patience`` evaluations
-    without a better pooled NLL, or half of ``train.time_budget``; pick the number of steps.
+    without a better pooled NLL, or half of ``train.time_budget``; pick the number of steps. A table's
+    ``columns`` types are those of the run (its discrete columns come dequantized in ``rows``).
 
     Example:
         >>> from realnvp.config import load_config
@@ -83,7 +85,7 @@ def cross_validate_steps(cfg: Config, rows: torch.Tensor) -> CrossValidation:
     folds = [order[k::t.cv_folds] for k in range(t.cv_folds)]
     keep = [torch.cat([folds[j] for j in range(t.cv_folds) if j != k]) for k in range(t.cv_folds)]
     torch.manual_seed(t.seed)
-    flows = [_fold_flow(cfg, rows[index]) for index in keep]
+    flows = [_fold_flow(cfg, rows[index], columns) for index in keep]
     optimizers = [make_optimizer(flow, cfg) for flow in flows]
     streams = [torch.Generator(device=rows.device).manual_seed(t.seed + k) for k in range(t.cv_folds)]
     curve = [_held_out(flows, rows, folds)]
@@ -100,10 +102,11 @@ def cross_validate_steps(cfg: Config, rows: torch.Tensor) -> CrossValidation:
     return _choose(curve, best, t.eval_every, t.cv_folds)
 
 
-def _fold_flow(cfg: Config, rows: torch.Tensor) -> Flow:
+def _fold_flow(cfg: Config, rows: torch.Tensor, columns: tuple[ColumnType, ...]) -> Flow:
     """A fresh flow whose first layer (the whitening, when the model whitens) is fitted on this fold's rows only."""
-    loc, scale = first_layer_fit(rows.double().cpu().numpy(), cfg.model.whiten)
-    return build_model(cfg.model, tuple(rows.shape[1:]), loc, scale).to(rows.device).train()
+    fit_rows = rows.double().cpu().numpy()
+    loc, scale = first_layer_fit(to_real_line(fit_rows, columns) if columns else fit_rows, cfg.model.whiten)
+    return build_model(cfg.model, tuple(rows.shape[1:]), loc, scale, columns).to(rows.device).train()
 
 
 def _held_out(flows: list[Flow], rows: torch.Tensor, folds: list[torch.Tensor]) -> torch.Tensor:

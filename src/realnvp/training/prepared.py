@@ -13,11 +13,11 @@ import torch
 
 from realnvp.bijectors import dequantize
 from realnvp.config import Config
-from realnvp.data import load_splits
+from realnvp.data import Splits
+from realnvp.data.columns import dequantized, parse_types, to_real_line
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_fit
 from realnvp.evaluation.metrics import bits_per_dim
-from realnvp.training.context import settle_context
 
 
 @dataclass
@@ -27,8 +27,9 @@ class TrainingData:
     applies.
 
     Example:
-        >>> from realnvp.config import load_config
-        >>> data = TrainingData.load(load_config("moons", ["data.n_train=500"]), torch.device("cpu"))
+        >>> from realnvp.resolve import resolve
+        >>> run = resolve("moons", ["data.n_train=500"])
+        >>> data = TrainingData.load(run.cfg, torch.device("cpu"), run.splits)
         >>> data.event_shape, data.levels, len(data.train_x) + len(data.val_x)
         ((2,), 0, 500)
     """
@@ -40,16 +41,21 @@ class TrainingData:
     scale: torch.Tensor | None
     train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
     val_c: torch.Tensor | None = None
+    lattice: torch.Tensor | None = None  # tables: each column's lattice step (0: continuous), dequantized per batch
 
     @property
     def event_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
-    def vector_rows(self) -> torch.Tensor:
-        """The training rows of a vector data set (what ``train.cv_folds`` splits into folds)."""
+    def vector_rows(self, seed: int) -> torch.Tensor:
+        """The training rows of a vector data set (what ``train.cv_folds`` splits into folds), discrete
+        columns dequantized once with noise from ``seed``."""
         if self.levels or self.train_c is not None:
             raise UserError("train.cv_folds works on unconditional vector data only; set it to 0")
-        return self.train_x
+        if self.lattice is None:
+            return self.train_x
+        noise = torch.rand(self.train_x.shape, generator=torch.Generator().manual_seed(seed))
+        return self.train_x + self.lattice * noise.to(self.train_x.device)
 
     def with_bits_per_dim(self, record: dict[str, Any]) -> dict[str, Any]:
         """Images: ``record`` plus its NLLs in bits/dim (``train_bpd``, ``val_bpd``), the unit people read."""
@@ -60,23 +66,24 @@ class TrainingData:
         return record
 
     @classmethod
-    def load(cls, cfg: Config, device: torch.device) -> TrainingData:
-        splits = load_splits(cfg.data, labels=cfg.model.conditional)
-        settle_context(cfg, splits)  # model.conditional and n_context, before the config is written
-        train_x = torch.from_numpy(splits.train).to(device)
-        val_x = torch.from_numpy(splits.val)
-        loc = scale = None
+    def load(cls, cfg: Config, device: torch.device, splits: Splits) -> TrainingData:
+        """The resolved run's ``splits`` (``realnvp.resolve``) made ready for training on ``device``."""
+        train_x, val_x = torch.from_numpy(splits.train).to(device), torch.from_numpy(splits.val)
+        loc = scale = lattice = None
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
-        elif cfg.model.whiten:
-            # Fitted on every row that is not a test row, so the untrained flow IS the Gaussian a
-            # user's baseline fits (evaluate's column); the couplings still learn on training rows only.
-            fit_rows = np.concatenate([splits.train, splits.val]) if len(splits.val) else splits.train
-            loc, scale = first_layer_fit(fit_rows, whiten=True)
         else:
-            loc, scale = first_layer_fit(splits.train, whiten=False)
+            types = parse_types(cfg.data.column_types, splits.train.shape[1]) if cfg.data.name == "file" else ()
+            if any(t.discrete for t in types):  # validation rows dequantized once, so their NLLs compare
+                val_x = torch.from_numpy(dequantized(splits.val, types, cfg.data.seed + 3).astype(np.float32))
+                lattice = torch.tensor([t.step for t in types], dtype=torch.float32, device=device)
+            # Whitening is fitted on every row that is not a test row, so the untrained flow IS the
+            # Gaussian of those rows (through the column transforms); the couplings learn on training rows.
+            rows = np.concatenate([splits.train, splits.val]) if cfg.model.whiten else splits.train
+            rows = to_real_line(dequantized(rows, types, cfg.data.seed + 4), types) if types else rows
+            loc, scale = first_layer_fit(rows, whiten=cfg.model.whiten)
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
-        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts)
+        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts, lattice=lattice)
 
 
 def first_layer_fit(rows: np.ndarray, whiten: bool) -> tuple[torch.Tensor, torch.Tensor]:

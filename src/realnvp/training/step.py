@@ -76,10 +76,11 @@ def fetch_batch(train_x: torch.Tensor, size: int, generator: torch.Generator, n_
 
 
 def fetch_batch_and_context(train_x: torch.Tensor, train_c: torch.Tensor | None, size: int,
-                            generator: torch.Generator, n_levels: int,
-                            flip: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                            generator: torch.Generator, n_levels: int, flip: bool,
+                            lattice: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``fetch_batch`` and the same rows of the contexts ``train_c`` (None: no context), for
-    conditional flows; the random stream is ``fetch_batch``'s, so both draw the same batches.
+    conditional flows; the random stream is ``fetch_batch``'s, so both draw the same batches. A
+    table's discrete columns (``lattice`` steps > 0) are dequantized: ``x + step u``, ``u ~ U(0, 1)``.
 
     Example:
         >>> x, c = fetch_batch_and_context(torch.zeros(10, 2), torch.arange(10), 4, torch.Generator(), 0, False)
@@ -88,6 +89,8 @@ def fetch_batch_and_context(train_x: torch.Tensor, train_c: torch.Tensor | None,
     """
     rows = torch.randint(len(train_x), (size,), generator=generator, device=train_x.device)
     x, c = train_x[rows], None if train_c is None else train_c[rows]
+    if lattice is not None:
+        return x + lattice * torch.rand(x.shape, generator=generator, device=x.device), c
     if not n_levels:
         return x, c
     y = dequantize(x, n_levels, generator)
