@@ -4,13 +4,33 @@ the module of that command (``train.py``, ``sample.py``, ...). Bad input ends in
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
+from collections.abc import MutableMapping
 
 from realnvp.cli.parser import build_parser
 from realnvp.errors import UserError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "set_openmp_spin"]
+
+
+def set_openmp_spin(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Before torch loads libgomp: under ``OMP_WAIT_POLICY=PASSIVE``, spin tens of microseconds before
+    sleeping (``GOMP_SPINCOUNT=3000``) while the load leaves a core free; a user's own value wins.
+    Measured: benchmarks/PROFILE.md, section 3 (waking sleeping OpenMP threads).
+
+    Example:
+        >>> env = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+        >>> set_openmp_spin(env); env["GOMP_SPINCOUNT"]  # the user's own value wins
+        '0'
+        >>> env = {"OMP_WAIT_POLICY": "ACTIVE"}
+        >>> set_openmp_spin(env); env  # threads that never sleep need no spin
+        {'OMP_WAIT_POLICY': 'ACTIVE'}
+    """
+    if (environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive" and hasattr(os, "getloadavg")
+            and os.getloadavg()[0] < (os.cpu_count() or 1)):
+        environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
@@ -30,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         realnvp: error: output 's.jpg' must end in .png or .npy
         2
     """
+    set_openmp_spin()  # the process starts here (the realnvp command, python -m realnvp, torchrun)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # one line, no source excerpt
