@@ -28,7 +28,7 @@ Also: bits/dim on validation at the last evaluation within 10 minutes (realnvp r
 and for realnvp runs how long ``evaluate_run`` takes on the 600 test images (10 draws). Every line
 records the CPU model, its flags, the load average before and after, and the niceness.
 
-    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/colour.py \\
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.colour \\
         --minutes 30 --jsonl benchmarks/colour_results.jsonl --grid benchmarks/colour_samples.png
 
 (``/tmp/peers-venv``: benchmarks/README.md, plus ``pip install scikit-image``; both contenders run on its
@@ -50,9 +50,10 @@ import normflows as nf
 import numpy as np
 import skimage.data
 import torch
-from harness import append_jsonl, cpu_busy, train_logged  # same folder
-from tables import machine  # same folder: lscpu model name and flags
 
+from benchmarks.drivers import cpu_busy
+from benchmarks.harness import train_logged
+from benchmarks.rawlines import append_jsonl, machine
 from realnvp.config import load_config
 from realnvp.evaluation.metrics import bits_per_dim, evaluate_run, seeded_dequantizations
 from realnvp.viz.images import grid, labelled, save_png

@@ -7,7 +7,7 @@
 2. Rotated moons (``rotated-moons`` preset, data/rotated.py): test NLL of ``p(x | theta)`` against the
    exact conditional entropy ``H(X | theta)`` (Monte Carlo over the known mixture density).
 
-    nice -n 10 .venv/bin/python benchmarks/conditional.py --budget 240 --out /tmp/cond \
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.conditional --budget 240 --out /tmp/cond \
         --jsonl benchmarks/conditional_results.jsonl
 Each result is one JSON line (with the machine's load while it ran); --quick is a smoke run.
 """
@@ -26,15 +26,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
-from tables import machine as host_record  # same folder: lscpu model name and flags
 
+from benchmarks.drivers import module_command
+from benchmarks.rawlines import append_jsonl, machine
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.data.rotated import rotated_moons_entropy
 from realnvp.evaluation.metrics import evaluate_run
 from realnvp.training import train
-
-HERE = Path(__file__).resolve().parent
 
 
 def _train(preset: str, out: Path, budget: float, quick: bool) -> tuple[Any, dict[str, Any], float]:
@@ -96,21 +95,18 @@ def main() -> None:
     parser.add_argument("--only", choices=("digits", "moons"), help="one of the two tasks")
     parser.add_argument("--quick", action="store_true", help="20 steps each: a smoke run")
     args = parser.parse_args()
-    host = host_record()
-    machine = {"cpu": host["cpu"], "cpu_flags": host["cpu_flags"], "cores": os.cpu_count(),
+    host = machine()
+    record = {"cpu": host["cpu"], "cpu_flags": host["cpu_flags"], "cores": os.cpu_count(),
                "threads": torch.get_num_threads(), "load_before": os.getloadavg()[0]}
     rows = [] if args.only == "moons" else digits(args.budget, Path(args.out), args.quick)
     if args.only != "digits":
         rows.append(moons(args.budget, Path(args.out), args.quick))
     for row in rows:
-        row.update(machine, load_after=os.getloadavg()[0], quick=args.quick,
-                   date=time.strftime("%Y-%m-%d %H:%M"), command="benchmarks/conditional.py " + " ".join(
-                       f"--{k} {v}" for k, v in (("budget", args.budget), ("only", args.only)) if v))
-        line = json.dumps(row)
-        print(line)
-        if args.jsonl:
-            with open(args.jsonl, "a") as f:
-                f.write(line + "\n")
+        options = [f"--{k} {v}" for k, v in (("budget", args.budget), ("only", args.only)) if v]
+        row.update(record, load_after=os.getloadavg()[0], quick=args.quick,
+                   date=time.strftime("%Y-%m-%d %H:%M"), command=" ".join([*module_command("conditional"), *options]))
+        print(json.dumps(row))
+        append_jsonl(Path(args.jsonl) if args.jsonl else None, row)
 
 
 if __name__ == "__main__":

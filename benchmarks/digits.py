@@ -15,6 +15,8 @@ The test metric is computed three ways and must agree: the protocol's own arrays
 ``realnvp.evaluation.metrics.evaluate_run`` (what ``realnvp evaluate RUN`` prints). Prints one JSON line in the
 peers' format (``common.emit``). Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1``
 gives the peers' 10-second smoke budget.
+
+    PEERS_SEED=0 PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.digits
 """
 
 import argparse
@@ -24,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import image_rows, peers_common, train_logged  # same folder
-from tables import machine  # same folder: lscpu model name and flags, load
 
+from benchmarks.harness import image_rows, peers_common, train_logged
+from benchmarks.rawlines import machine
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run

@@ -15,7 +15,7 @@ Deterministic settings: ``torch.use_deterministic_algorithms(True)``, one CPU th
 forked from a ``multiprocessing`` fork server that has already imported torch, so a trial costs
 seconds instead of an interpreter start; a SIGKILLed child dies exactly as a CLI process would.
 
-    .venv/bin/python benchmarks/kill_resume_trial.py --trials 20
+    .venv/bin/python -m benchmarks.kill_resume_trial --trials 20
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ images (checked against the file), the 1,000 test images are touched once, at th
 best-validation weights. Test bits/dim with the protocol's fixed dequantization draw ``RandomState(1)``,
 computed twice and checked equal: from the protocol's own array ``(x_test + RandomState(1).rand(1000,
 784)) / 256`` and with ``realnvp.evaluation.metrics.dequantized_nll`` (1 draw, seed 1). Writes a sample grid PNG and
-prints one JSON line in the peers' format (``common.emit``). Run with ``PYTHONPATH=src``.
+prints one JSON line in the peers' format (``common.emit``). Run with ``PYTHONPATH=src``:
+
+    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.mnist10k
 """
 
 import argparse
@@ -20,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import HERE, image_rows, peers_common, train_logged  # same folder
-from tables import machine  # same folder: lscpu model name and flags, load
 
+from benchmarks.drivers import module_command
+from benchmarks.harness import image_rows, peers_common, train_logged
+from benchmarks.rawlines import HERE, machine
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
@@ -83,7 +86,7 @@ def main() -> None:
                 n_train=len(splits.train), n_val=len(splits.val), samples=str(args.samples),
                 sample_temperature=args.temperature, torch=torch.__version__, cpu=host["cpu"],
                 cpu_flags=host["cpu_flags"], loadavg_1m_before=host["loadavg"],
-                command=" ".join(["benchmarks/mnist10k.py", *sys.argv[1:]]),
+                command=" ".join([*module_command("mnist10k"), *sys.argv[1:]]),
                 val_bpd_curve=[(r["step"], round(r["elapsed_s"]), round(bits_per_dim(r["val_nll"], D, LEVELS), 4))
                                for r in records if "val_nll" in r],
                 log=[m for m in messages if "stopped" in m or "non-finite" in m],

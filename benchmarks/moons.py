@@ -1,5 +1,5 @@
-"""realnvp on the moons protocol (the peers' protocol module ``common``, see harness.py), side by side
-with the peers.
+"""realnvp on the moons protocol (protocol A; the peers' protocol module ``common``, see harness.py),
+side by side with the peers.
 
 Two modes, each printing one JSON line in the peers' format (``common.emit``):
 
@@ -12,27 +12,25 @@ Two modes, each printing one JSON line in the peers' format (``common.emit``):
 - ``preset``: the library's default ``moons`` preset trained by ``realnvp.training.train`` for
   ``--budget`` seconds of wall time (seed ``PEERS_SEED``), test NLL on the protocol's test set.
 
+    PEERS_SEED=1 PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.moons --compile
+
 Run with the peers' venv and ``PYTHONPATH=src``; ``PEERS_SMOKE=1`` gives the peers' 150-step smoke run.
 """
 
+# isort: off
+from benchmarks import process_start  # noqa: F401  (first: the OpenMP spin, before torch loads libgomp)
+
+# isort: on
+import argparse
 import os
-import sys
-
-# realnvp first: with OMP_WAIT_POLICY=PASSIVE it sets GOMP_SPINCOUNT before torch loads libgomp
-# (src/realnvp/__init__.py), as it does for the realnvp command; --no-spin keeps libgomp's passive 0.
-if "--no-spin" in sys.argv:
-    os.environ["GOMP_SPINCOUNT"] = "0"
-import realnvp  # noqa: E402, F401
-
-# isort: split
-import argparse  # noqa: E402
 import tempfile
 import time
 
 import numpy as np
 import torch
-from harness import moons_protocol_data, peers_common, use_scalar_input_conditioners  # same folder
 
+from benchmarks.harness import moons_protocol_data, peers_common
+from benchmarks.pwl_mlp import use_scalar_input_conditioners
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import mean_nll
@@ -105,7 +103,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("protocol", "preset"), default="protocol")
     parser.add_argument("--compile", action="store_true", help="protocol mode: torch.compile the log-density")
     parser.add_argument("--conditioner", choices=("mlp", "pwl"), default="mlp",
-                        help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in harness.py")
+                        help="protocol mode: 'pwl' evaluates the same MLPs with the prototype in pwl_mlp.py")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="protocol mode: train.precision")
     parser.add_argument("--no-flush", action="store_true",
                         help="protocol mode: train.flush_denormal=false (row realnvp_noflush)")

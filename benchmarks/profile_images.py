@@ -6,10 +6,10 @@ with the s/t networks in bf16 autocast (variants ``bf16``, ``compile-bf16``; for
 and in channels-last layout (suffix ``-cl``: ``eager-cl``, ``compile-cl``).
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src /tmp/peers-venv/bin/python \\
-        benchmarks/profile_images.py --preset mnist-cpu --variants eager,compile
+        -m benchmarks.profile_images --preset mnist-cpu --variants eager,compile
 
 Parts, each printed as markdown:
-1. peak: the fp32 rate of a 2048^3 sgemm (MKL), the same figure ``profile_moons.py`` uses;
+1. peak: the fp32 rate of a 2048^3 sgemm (MKL), the same figure ``profile_moons`` uses;
 2. the step: FLOPs of one forward + backward counted by ``torch.utils.flop_counter`` (convolutions and
    matmuls; elementwise work is not counted, as in the usual MFU figures), median ms/step, images/s,
    peak resident memory, achieved GFLOP/s and its fraction of the peak, per variant (eager, compile);
@@ -30,9 +30,9 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
-from harness import median_seconds, print_by_kind, self_time_by_kind  # same folder
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.harness import median_seconds, print_by_kind, self_time_by_kind
 from realnvp.config import load_config
 from realnvp.models import build_model
 from realnvp.training import make_optimizer, train_step

@@ -1,8 +1,8 @@
 """Where the time of one moons training step goes (the moons protocol's model: realnvp's ``moons-tutorial``), and
 what the same step costs under variants that keep the model and the math.
 
-    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/profile_moons.py            # everything
-    PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/profile_moons.py --variants eager,pwl --blocks 4
+    PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.profile_moons            # everything
+    PYTHONPATH=src /tmp/peers-venv/bin/python -m benchmarks.profile_moons --variants eager,pwl --blocks 4
 
 Three parts, each printed as markdown:
 1. the machine's fp32 GEMM rate for the step's GEMM shapes and for 2048^3 (median of repeated calls);
@@ -12,11 +12,10 @@ Three parts, each printed as markdown:
    (CPU time is less sensitive to other processes than wall time).
 """
 
-# realnvp first: with OMP_WAIT_POLICY=PASSIVE it sets GOMP_SPINCOUNT before torch loads libgomp
-# (src/realnvp/__init__.py), as it does for the realnvp command.
-import realnvp  # noqa: F401
+# isort: off
+from benchmarks import process_start  # noqa: F401  (first: the OpenMP spin, before torch loads libgomp)
 
-# isort: split
+# isort: on
 import argparse
 import os
 import statistics
@@ -27,15 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from harness import (
-    median_seconds,
-    moons_protocol_data,
-    peers_common,
-    print_by_kind,
-    self_time_by_kind,
-    use_scalar_input_conditioners,
-)
 
+from benchmarks.harness import median_seconds, moons_protocol_data, peers_common, print_by_kind, self_time_by_kind
+from benchmarks.pwl_mlp import use_scalar_input_conditioners
 from realnvp.bijectors import AffineCoupling
 from realnvp.config import load_config
 from realnvp.models import build_model

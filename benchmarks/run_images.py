@@ -2,13 +2,13 @@
 training each), one run at a time, then realnvp on mnist10k (protocol C, 30 minutes), then the markdown
 tables (test bits/dim, params, images/s and its ratio to the eager reference measured in the same run).
 
-    python benchmarks/run_images.py            # the full run (~6 x 5 min digits + 30 min MNIST)
-    python benchmarks/run_images.py --quick    # smoke run: 10 s digits budgets (PEERS_SMOKE=1), 60 s MNIST
+    python -m benchmarks.run_images            # the full run (~6 x 5 min digits + 30 min MNIST)
+    python -m benchmarks.run_images --quick    # smoke run: 10 s digits budgets (PEERS_SMOKE=1), 60 s MNIST
 
 Every run gets ``OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE``; the load average and CPU busy fraction
 seen just before it started, the host's ``lscpu`` model name and flags and the driver's command line are
 recorded with its JSON line (appended to ``--jsonl``, so the tables can be rebuilt with ``--table-only``;
-``python benchmarks/results.py`` writes them into RESULTS.md).
+``python -m benchmarks.results`` writes them into RESULTS.md).
 """
 
 import argparse
@@ -18,8 +18,19 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import HERE, PEERS_DIR, ROOT, cpu_busy, driver_labels, driver_parser, keep_row, peer_env, run_json
-from tables import images_tables, machine
+from benchmarks.drivers import (
+    PEERS_DIR,
+    cpu_busy,
+    driver_labels,
+    driver_parser,
+    keep_row,
+    module_command,
+    peer_env,
+    run_json,
+)
+from benchmarks.rawlines import ROOT, Row, machine
+from benchmarks.render.digits import digits_table
+from benchmarks.render.mnist10k import mnist_table
 
 # label -> (protocol, working directory, script); label = the "peer" field the script emits.
 RUNS = {
@@ -28,9 +39,15 @@ RUNS = {
     "nflows": ("digits", PEERS_DIR, ["digits_nflows.py"]),
     "zuko": ("digits", PEERS_DIR, ["digits_zuko.py"]),
     "jax": ("digits", PEERS_DIR, ["digits_jax.py"]),
-    "realnvp": ("digits", ROOT, [str(HERE / "digits.py")]),
-    "realnvp_mnist10k": ("mnist10k", ROOT, [str(HERE / "mnist10k.py")]),
+    "realnvp": ("digits", ROOT, module_command("digits")),
+    "realnvp_mnist10k": ("mnist10k", ROOT, module_command("mnist10k")),
 }
+
+
+def images_tables(rows: list[Row]) -> str:
+    """What ``--table-only`` prints: the digits and the mnist10k tables of one file, then the failures."""
+    return "\n".join(["### digits (protocol B)", "", digits_table(rows), "", "### mnist10k (protocol C)", "",
+                      mnist_table(rows)] + [f"FAILED: {r['peer']}: {r['error']}" for r in rows if "error" in r])
 
 
 def run_one(label: str, args: argparse.Namespace) -> dict:
@@ -42,7 +59,7 @@ def run_one(label: str, args: argparse.Namespace) -> dict:
     host = machine()
     before = {"loadavg_1m_before": round(os.getloadavg()[0], 2), "cpu_busy_before": cpu_busy(),
               "started_utc": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}", "cpu": host["cpu"],
-              "cpu_flags": host["cpu_flags"], "command": " ".join(["benchmarks/run_images.py", *sys.argv[1:]])}
+              "cpu_flags": host["cpu_flags"], "command": " ".join([*module_command("run_images"), *sys.argv[1:]])}
     result = run_json(cmd, cwd, env, {"label": label, **before})
     return {"peer": label, "protocol": protocol, **result} if "error" in result else result
 

@@ -2,8 +2,8 @@
 time, then one markdown table (test NLL per seed and mean, median ms/step, ratio to the eager reference
 measured in the same run).
 
-    python benchmarks/run_moons.py            # the full run (~45 min on the 2-core machine)
-    python benchmarks/run_moons.py --quick    # smoke run: 150 steps each (PEERS_SMOKE=1)
+    python -m benchmarks.run_moons            # the full run (~45 min on the 2-core machine)
+    python -m benchmarks.run_moons --quick    # smoke run: 150 steps each (PEERS_SMOKE=1)
 
 Each run's JSON line is appended to ``--jsonl`` (with the load average and CPU busy fraction seen just
 before it started) so a table can be rebuilt with ``--table-only``.
@@ -15,22 +15,20 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from harness import (
-    HERE,
+from benchmarks.drivers import (
     PEERS_DIR,
-    ROOT,
     cpu_busy,
     driver_labels,
     driver_parser,
     fmt,
     keep_row,
+    module_command,
     peer_env,
-    read_jsonl,
     run_json,
 )
-from tables import machine, moons_table
+from benchmarks.rawlines import ROOT, machine, read_jsonl
+from benchmarks.render.moons import REFERENCE, moons_table
 
-REFERENCE = "torch_ref"
 # (label, working directory, script and arguments); label = the "peer" field the script emits.
 RUNS = {
     "torch_ref": (PEERS_DIR, ["moons_torch_ref.py"]),
@@ -39,13 +37,13 @@ RUNS = {
     "nflows_exp": (PEERS_DIR, ["moons_nflows.py", "--exp"]),
     "zuko": (PEERS_DIR, ["moons_zuko.py"]),
     "jax": (PEERS_DIR, ["moons_jax.py"]),
-    "realnvp": (ROOT, [str(HERE / "moons.py")]),
-    "realnvp_nospin": (ROOT, [str(HERE / "moons.py"), "--no-spin"]),
-    "realnvp_noflush": (ROOT, [str(HERE / "moons.py"), "--no-flush"]),
-    "realnvp_bf16": (ROOT, [str(HERE / "moons.py"), "--precision", "bf16"]),
-    "realnvp_compiled": (ROOT, [str(HERE / "moons.py"), "--compile"]),
-    "realnvp_pwl": (ROOT, [str(HERE / "moons.py"), "--conditioner", "pwl"]),
-    "realnvp_moons_preset": (ROOT, [str(HERE / "moons.py"), "--mode", "preset"]),
+    "realnvp": (ROOT, module_command("moons")),
+    "realnvp_nospin": (ROOT, module_command("moons", "--no-spin")),
+    "realnvp_noflush": (ROOT, module_command("moons", "--no-flush")),
+    "realnvp_bf16": (ROOT, module_command("moons", "--precision", "bf16")),
+    "realnvp_compiled": (ROOT, module_command("moons", "--compile")),
+    "realnvp_pwl": (ROOT, module_command("moons", "--conditioner", "pwl")),
+    "realnvp_moons_preset": (ROOT, module_command("moons", "--mode", "preset")),
 }
 
 

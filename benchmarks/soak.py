@@ -3,7 +3,7 @@ frequent evaluations and checkpoints, checking that every logged metric stays fi
 process's resident memory (RSS) stays flat once warmed up: no leak from the checkpoint rotation, the
 non-finite guard's in-memory snapshots, the metrics log or the evaluation loop.
 
-    .venv/bin/python benchmarks/soak.py --minutes 5
+    .venv/bin/python -m benchmarks.soak --minutes 5
 
 Prints the RSS trace summary (MB at each fifth of the run, growth after warm-up, fitted slope in
 MB/minute) and exits 1 if a metric is non-finite or RSS grew by more than ``--max-growth-mb``.

@@ -15,10 +15,9 @@ test rows: there the KL gap ``mean(log p - log q)`` over the test rows is exact 
 Seed 0 is reported; seed 1 (other rotations, other draws, other splits) is what the defaults were
 chosen on (``--seed 1``).
 
-    python benchmarks/tabular.py                  # every table (nice'd), rows appended to tabular_results.jsonl
-    python benchmarks/tabular.py --only 'iris,synth8*'   # iris and every table starting with synth8
-    python benchmarks/tabular.py --table          # print the RESULTS.md section from tabular_results.jsonl
-    python benchmarks/tabular.py --results        # rewrite all of RESULTS.md (= python benchmarks/results.py)
+    python -m benchmarks.tabular                  # every table (nice'd), rows appended to tabular_results.jsonl
+    python -m benchmarks.tabular --only 'iris,synth8*'   # iris and every table starting with synth8
+    python -m benchmarks.tabular --table          # print the RESULTS.md section from tabular_results.jsonl
 """
 
 from __future__ import annotations
@@ -40,11 +39,11 @@ from sklearn import datasets
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
-from tables import N_TEST_SYNTH, read_jsonl, tabular_names, tabular_section, write_results  # same folder
 
+from benchmarks.rawlines import HERE, append_jsonl, commit, machine, read_jsonl
+from benchmarks.render.tabular import N_TEST_SYNTH, tabular_names, tabular_section
 from realnvp.evaluation.baselines import gaussian_nll
 
-HERE = Path(__file__).resolve().parent
 JSONL = HERE / "tabular_results.jsonl"
 # The KDE baseline is fitted on at most this many training rows: its scoring is quadratic in them.
 KDE_ROWS = 20_000
@@ -138,13 +137,10 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def machine() -> dict[str, Any]:
-    """The CPU's model name and flags, and the load average, recorded with every row."""
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
-    return {"cpu": fields.get("Model name", "?").strip(), "cpu_flags": fields.get("Flags", "").strip(),
-            "loadavg": os.getloadavg(), "commit": commit.strip()}
+def host() -> dict[str, Any]:
+    """The CPU's model name and flags, the load averages and the commit, recorded with every row."""
+    info = machine()
+    return {"cpu": info["cpu"], "cpu_flags": info["cpu_flags"], "loadavg": os.getloadavg(), "commit": commit()}
 
 
 def one(name: str, rows: int, dim: int, seed: int, extra: list[str]) -> dict[str, Any]:
@@ -166,7 +162,7 @@ def one(name: str, rows: int, dim: int, seed: int, extra: list[str]) -> dict[str
                steps=metrics["steps"], best_step=metrics["best_step"], stop=metrics.get("stop_reason", ""),
                defaults=line)
     row.update(baselines(train, test, seed))
-    row.update(machine())
+    row.update(host())
     return row
 
 
@@ -184,12 +180,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="0 is reported; 1 is for choosing defaults")
     parser.add_argument("--set", action="append", default=[], help="extra --set for realnvp train (trials)")
     parser.add_argument("--table", action="store_true", help="print the RESULTS.md section and exit")
-    parser.add_argument("--results", action="store_true", help="rewrite all of RESULTS.md and exit")
     parser.add_argument("--jsonl", type=Path, default=JSONL)
     args = parser.parse_args()
-    if args.results:  # the whole of RESULTS.md, this section included (benchmarks/results.py)
-        print(write_results())
-        return
     if args.table:
         print(tabular_section(read_jsonl(args.jsonl), args.seed))
         return
@@ -200,8 +192,7 @@ def main() -> None:
                    for pick in args.only.split(",")):
             continue
         row = one(name, rows, dim, args.seed, extra)
-        with args.jsonl.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_jsonl(args.jsonl, row)
         print(f"{name}: ours {row['ours']:.3f} gaussian {row['gaussian']:.3f} gmm {row['gmm']:.3f} "
               f"kde {row['kde']:.3f} kl/dim {row.get('kl_gap', float('nan')) / dim:.4f} {row['wall_s']} s",
               file=sys.stderr, flush=True)

@@ -1,18 +1,26 @@
 """The rules of the house, checked on the source (AST and text, nothing imported): no import cycle inside
-realnvp; no import inside a function but the optional or heavy ones; no function over 60 lines, no module
-over 400; no block of six lines written twice across src/ and benchmarks/. Each test lists its offenders."""
+realnvp or inside the benchmarks package; no import inside a realnvp function but the optional or heavy
+ones; no function over 60 lines, no module over 400, in src/ and benchmarks/ alike; no block of six lines
+written twice across src/ and benchmarks/; ``import realnvp`` changes nothing (the one test that imports,
+in a child process). Each test lists its offenders."""
 
 from __future__ import annotations
 
 import ast
 import io
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "realnvp"
+BENCHMARKS = ROOT / "benchmarks"
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
 MIN_REPEATED_LINES = 6
@@ -26,12 +34,20 @@ CLI_ONLY = ("torch",)
 DYNAMIC_IMPORT_ALLOWED = ("realnvp", "realnvp.cli")
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+def modules_of(package: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` file of ``package``."""
+    return {module_name(p, package): p for p in sorted(package.rglob("*.py"))}
+
+
+MODULES = modules_of(PACKAGE)
+# Each checked tree, with the modules whose imports show that its graph was read at all.
+TREES = {"realnvp": (MODULES, ("realnvp.cli", "realnvp.training")),
+         "benchmarks": (modules_of(BENCHMARKS), ("benchmarks.results",))}
 
 
 def parse(path: Path) -> ast.Module:
@@ -42,22 +58,22 @@ def within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def resolve(node: ast.ImportFrom, module: str) -> str:
+def resolve(node: ast.ImportFrom, module: str, modules: dict[str, Path] = MODULES) -> str:
     """The absolute module an ``ImportFrom`` names (relative imports resolved against ``module``)."""
     if not node.level:
         return node.module or ""
-    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    package = module if modules[module].name == "__init__.py" else module.rpartition(".")[0]
     base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
     return f"{base}.{node.module}" if node.module else base
 
 
-def imported_names(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
+def imported_names(node: ast.Import | ast.ImportFrom, module: str, modules: dict[str, Path]) -> list[str]:
     """Every module an import statement names: ``from a import b`` names ``a.b`` where ``b`` is a
     submodule, else ``a``."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
-    base = resolve(node, module)
-    submodules = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES]
+    base = resolve(node, module, modules)
+    submodules = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules]
     return submodules if len(submodules) == len(node.names) else [base, *submodules]
 
 
@@ -84,18 +100,18 @@ def module_level_imports(body: list[ast.stmt]):
             yield from module_level_imports(node.body)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the realnvp modules importing it runs, package ``__init__``s included: importing
-    ``realnvp.a.b`` from outside ``realnvp.a`` runs ``realnvp/a/__init__.py`` first."""
-    graph: dict[str, set[str]] = {name: set() for name in MODULES}
-    for name, path in MODULES.items():
+def import_graph(modules: dict[str, Path] = MODULES) -> dict[str, set[str]]:
+    """Module -> the modules of the same tree importing it runs, package ``__init__``s included:
+    importing ``realnvp.a.b`` from outside ``realnvp.a`` runs ``realnvp/a/__init__.py`` first."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
         for node in module_level_imports(parse(path).body):
-            for target in imported_names(node, name):
+            for target in imported_names(node, name, modules):
                 parts = target.split(".")
                 for i in range(1, len(parts) + 1):  # the package chain, then the module itself
                     prefix = ".".join(parts[:i])
                     inside = name == prefix or name.startswith(prefix + ".")
-                    if prefix in MODULES and prefix != name and (not inside or i == len(parts)):
+                    if prefix in modules and prefix != name and (not inside or i == len(parts)):
                         graph[name].add(prefix)
     return graph
 
@@ -151,9 +167,11 @@ def cycle_through(graph: dict[str, set[str]], component: list[str]) -> list[str]
     return component
 
 
-def test_no_import_cycle_inside_realnvp():
-    graph = import_graph()
-    assert graph["realnvp.cli"] or graph["realnvp.training"], "the import graph came out empty"
+@pytest.mark.parametrize("tree", TREES)
+def test_no_import_cycle_inside_the_package(tree):
+    modules, witnesses = TREES[tree]
+    graph = import_graph(modules)
+    assert any(graph[w] for w in witnesses), "the import graph came out empty"
     cycles = [" -> ".join(cycle_through(graph, c)) for c in strongly_connected(graph)]
     assert not cycles, "import cycles (module-level imports):\n" + "\n".join(cycles)
 
@@ -211,13 +229,15 @@ def long_functions(path: Path) -> list[str]:
     return out
 
 
-def test_no_function_over_60_lines():
-    offenders = [line for path in MODULES.values() for line in long_functions(path)]
+@pytest.mark.parametrize("tree", TREES)
+def test_no_function_over_60_lines(tree):
+    offenders = [line for path in TREES[tree][0].values() for line in long_functions(path)]
     assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(offenders)
 
 
-def test_no_module_over_400_lines():
-    sizes = {path.relative_to(ROOT): len(path.read_text().splitlines()) for path in MODULES.values()}
+@pytest.mark.parametrize("tree", TREES)
+def test_no_module_over_400_lines(tree):
+    sizes = {path.relative_to(ROOT): len(path.read_text().splitlines()) for path in TREES[tree][0].values()}
     offenders = [f"{path}: {n} lines" for path, n in sizes.items() if n > MAX_MODULE_LINES]
     assert not offenders, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(offenders)
 
@@ -293,3 +313,12 @@ def test_no_block_of_six_lines_repeated_across_src_and_benchmarks():
     paths = sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")])
     offenders = repeated_blocks(paths)
     assert not offenders, f"blocks of {MIN_REPEATED_LINES}+ lines written twice:\n" + "\n".join(offenders)
+
+
+def test_import_realnvp_changes_nothing():
+    """The OpenMP spin is set where a process starts (``realnvp.cli.main``), never by ``import realnvp``."""
+    code = "import os; before = dict(os.environ); import realnvp; print(dict(os.environ) == before)"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env.pop("GOMP_SPINCOUNT", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"

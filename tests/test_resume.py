@@ -2,28 +2,24 @@
 to exactly the uninterrupted run's final state; atomic writes and the checkpoint rotation hold at
 every step; ``--resume`` falls back to the previous checkpoint and refuses what it cannot use.
 
-The 20-trial version is ``benchmarks/kill_resume_trial.py`` (its helpers are reused here)."""
+The 20-trial version is ``python -m benchmarks.kill_resume_trial`` (its helpers are reused here)."""
 
 from __future__ import annotations
 
 import os
 import random
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from tiny import TINY, cli_settings
 
+from benchmarks import kill_resume_trial as trial
 from realnvp.atomic import atomic_write_bytes
 from realnvp.cli import main
 from realnvp.errors import UserError
 from realnvp.rundir import PREVIOUS, load_checkpoint
 from realnvp.training.resume import load_latest, save_latest, tidy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import kill_resume_trial as trial  # noqa: E402
 
 SETTINGS = ["--steps", "60", "--device", "cpu", "--no-pictures", "--seed", "1",
             "--set", "model.n_couplings=4", "--set", "model.hidden=16,16", "--set", "model.batch_norm=true",
