@@ -60,6 +60,30 @@ def test_image_couplings_with_a_label_keep_the_contract_for_each_label():
         check_bijector(Bound(layers, torch.tensor([label])), x)
 
 
+def test_every_bijector_takes_context_none_in_forward_inverse_and_trace():
+    """nflows' one signature: a chain hands every layer the context, so every layer must take it."""
+    import inspect
+
+    import realnvp.bijectors as bijectors
+
+    exported = [getattr(bijectors, name) for name in bijectors.__all__]
+    classes = [c for c in exported if inspect.isclass(c) and issubclass(c, Bijector)]
+    assert len(classes) >= 12
+    for cls in classes:
+        for method in ("forward", "inverse", "trace"):
+            context = inspect.signature(getattr(cls, method)).parameters.get("context")
+            assert context is not None and context.default is None, f"{cls.__name__}.{method}"
+
+
+def test_a_conditional_coupling_without_its_context_is_an_error():
+    import pytest
+
+    layer = Chain([AffineCoupling(alternating_mask(2, 0), ContextMLP(1, 1, 2, hidden=(4,)))])
+    for call in (layer, layer.inverse, layer.trace):
+        with pytest.raises(ValueError, match="this coupling is conditional: pass a context"):
+            call(torch.zeros(3, 2))
+
+
 def test_the_context_changes_the_map_and_log_det():
     torch.manual_seed(0)
     layer = perturb_(AffineCoupling(alternating_mask(2, 0), ContextMLP(1, 1, 2, hidden=(8,))))

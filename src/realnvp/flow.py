@@ -174,8 +174,6 @@ class Flow(nn.Module):
     def _run(self, x: Tensor, context: Tensor | None, inverse: bool = False) -> tuple[Tensor, Tensor]:
         """The chain on a checked batch, with ``context`` converted to a batch (see ``as_context``)."""
         c = self._prepared(self.as_context(context, len(x)))
-        if c is None:
-            return self.chain.inverse(x) if inverse else self.chain(x)
         return self.chain.inverse(x, context=c) if inverse else self.chain(x, context=c)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -277,7 +275,7 @@ class Flow(nn.Module):
         """
         self._check_shape(x)
         c = self._prepared(self.as_context(context, len(x)))
-        return self.chain.trace(x, inverse, "chain") if c is None else self.chain.trace(x, inverse, "chain", context=c)
+        return self.chain.trace(x, inverse, "chain", context=c)
 
     def scale_penalty(self) -> Tensor:
         """``sum(scale^2)`` over every coupling's learned tanh scale: the paper's L2 term on ``s``."""

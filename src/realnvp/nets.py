@@ -34,6 +34,12 @@ class MLP(nn.Sequential):
         super().__init__(*layers, last)
 
 
+def _require(context: Tensor | None) -> None:
+    """A conditional conditioner called without its context is an error, not a silent unconditional map."""
+    if context is None:
+        raise ValueError("this coupling is conditional: pass a context (e.g. flow.log_prob(x, context=c))")
+
+
 class ContextMLP(nn.Module):
     """A conditional coupling's s/t network for vectors: an ``MLP`` on ``[x_a, context]`` (the context
     features appended to the passing coordinates, as zuko's and nflows' conditional couplings do).
@@ -45,15 +51,14 @@ class ContextMLP(nn.Module):
         torch.Size([3, 2])
     """
 
-    takes_context = True
-
     def __init__(self, in_features: int, context_features: int, out_features: int,
                  hidden: tuple[int, ...] = (512, 512)) -> None:
         super().__init__()
         self.context_features = context_features
         self.net = MLP(in_features + context_features, out_features, hidden)
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        _require(context)
         if context.dim() != 2 or context.shape != (len(x), self.context_features):
             raise ValueError(f"expected a context of shape [{len(x)}, {self.context_features}], "
                              f"got {tuple(context.shape)}")
@@ -159,15 +164,14 @@ class ContextResNet(nn.Module):
         torch.Size([3, 2, 4, 4])
     """
 
-    takes_context = True
-
     def __init__(self, in_channels: int, out_channels: int, n_classes: int, embed: int = 8, hidden: int = 64,
                  n_blocks: int = 8, norm: str = "batch", checkpoint: bool = False) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_classes, embed)
         self.resnet = ResNet(in_channels + embed, out_channels, hidden, n_blocks, norm, checkpoint)
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        _require(context)
         if context.shape != (len(x),) or context.is_floating_point():
             raise ValueError(f"expected one integer class label per image, shape [{len(x)}], "
                              f"got {context.dtype} of shape {tuple(context.shape)}")

@@ -44,18 +44,18 @@ class Bijector(nn.Module):
     Subclasses create accumulators with ``x.new_zeros`` so everything follows the input's device
     and dtype.
 
-    Context (conditional flows): a layer whose ``takes_context`` is true accepts a keyword
-    ``context`` (one context per example, batch dimension 0) in ``forward``, ``inverse`` and
-    ``trace``, and keeps the contract above for every fixed context. Containers (``Chain``,
-    ``FactorOut``) pass it on; couplings hand it to their conditioner; every other layer is called
-    exactly as without one (``call_layer``), so unconditional layers need no context argument.
+    Context (conditional flows, nflows' convention): every layer takes ``context=None`` in ``forward``,
+    ``inverse`` and ``trace``: one context per example (batch dimension 0), or None. It keeps the
+    contract above for every fixed context. Containers (``Chain``, ``FactorOut``) pass it to every part;
+    couplings hand it to their conditioner (``conditioner(x_a, context)``, or ``conditioner(x_a)``
+    without one); every other layer ignores it. So a chain never asks which layers take a context.
 
     Example:
         >>> import math, torch
         >>> class Double(Bijector):  # z = 2x: log|det dz/dx| = D log 2 per example
-        ...     def forward(self, x):
+        ...     def forward(self, x, context=None):
         ...         return 2 * x, x.new_full((len(x),), x[0].numel() * math.log(2))
-        ...     def inverse(self, z):
+        ...     def inverse(self, z, context=None):
         ...         return z / 2, z.new_full((len(z),), -z[0].numel() * math.log(2))
         >>> z, log_det = Double()(torch.ones(3, 2))
         >>> z[0].tolist(), round(log_det[0].item(), 4)
@@ -65,19 +65,18 @@ class Bijector(nn.Module):
         ([1.0, 1.0], [0.0, 0.0, 0.0])
     """
 
-    takes_context: bool = False  # whether forward/inverse/trace accept a ``context`` keyword
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
     def trace(self, x: Tensor, inverse: bool = False, prefix: str = "", context: Tensor | None = None) -> list[Step]:
         """``x`` through this map one elementary layer at a time (``forward``, or ``inverse`` for a
         latent): one ``Step`` per layer, in the order they run. Containers (``Chain``, ``FactorOut``)
         trace their parts, so a whole multi-scale model can be watched or debugged step by step; the
-        last step's output is the map's output. ``prefix`` is this module's own name.
+        last step's output is the map's output. ``prefix`` is this module's own name; ``context`` goes to
+        every layer, as in ``forward``.
 
         Example:
             >>> from realnvp.bijectors import Standardize
@@ -85,36 +84,8 @@ class Bijector(nn.Module):
             >>> [(s.name, type(s.layer).__name__, s.output.tolist()) for s in chain.trace(torch.ones(1, 1))]
             [('layers.0', 'Standardize', [[0.5]])]
         """
-        out, log_det = call_layer(self, x, context, inverse)
+        out, log_det = self.inverse(x, context=context) if inverse else self(x, context=context)
         return [Step(prefix, self, out, log_det)]
-
-
-def call_layer(layer: Bijector, x: Tensor, context: Tensor | None = None,
-               inverse: bool = False) -> tuple[Tensor, Tensor]:
-    """``layer(x)`` (or ``layer.inverse(x)``), with ``context=context`` only for a layer that takes one:
-    how containers run their parts, so layers without context keep their one-argument signatures.
-
-    Example:
-        >>> chain = Chain([Standardize(torch.zeros(1), torch.full((1,), 2.0))])
-        >>> call_layer(chain, torch.ones(1, 1), context=torch.zeros(1, 3))[0].tolist()  # Standardize ignores it
-        [[0.5]]
-    """
-    if context is None or not layer.takes_context:
-        return layer.inverse(x) if inverse else layer(x)
-    return layer.inverse(x, context=context) if inverse else layer(x, context=context)
-
-
-def trace_layer(layer: Bijector, x: Tensor, inverse: bool, prefix: str, context: Tensor | None = None) -> list[Step]:
-    """``layer.trace``, with the context only for a layer that takes one (as ``call_layer``).
-
-    Example:
-        >>> layer = Standardize(torch.zeros(1), torch.ones(1))
-        >>> [step.name for step in trace_layer(layer, torch.ones(2, 1), False, "first", torch.zeros(2))]
-        ['first']
-    """
-    if context is None or not layer.takes_context:
-        return layer.trace(x, inverse, prefix)
-    return layer.trace(x, inverse, prefix, context=context)
 
 
 class Chain(Bijector):
@@ -129,8 +100,6 @@ class Chain(Bijector):
         ([0.5, 0.5], -1.3863)
     """
 
-    takes_context = True  # passed on to the layers that take one
-
     def __init__(self, layers: list[Bijector]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
@@ -138,14 +107,14 @@ class Chain(Bijector):
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         log_det = x.new_zeros(x.shape[0])
         for layer in self.layers:
-            x, ld = call_layer(layer, x, context)
+            x, ld = layer(x, context=context)
             log_det = log_det + ld
         return x, log_det
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         log_det = z.new_zeros(z.shape[0])
         for layer in reversed(self.layers):
-            z, ld = call_layer(layer, z, context, inverse=True)
+            z, ld = layer.inverse(z, context=context)
             log_det = log_det + ld
         return z, log_det
 
@@ -153,7 +122,7 @@ class Chain(Bijector):
         steps: list[Step] = []
         order = list(enumerate(self.layers))
         for i, layer in reversed(order) if inverse else order:
-            inner = trace_layer(layer, x, inverse, _join(prefix, f"layers.{i}"), context)
+            inner = layer.trace(x, inverse, _join(prefix, f"layers.{i}"), context=context)
             steps += inner
             x = inner[-1].output if inner else x
         return steps
@@ -180,8 +149,8 @@ class Standardize(Bijector):
     def _log_det(self, x: Tensor) -> Tensor:
         return (-self.scale.log().sum()).expand(x.shape[0]).to(x.dtype)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return (x - self.loc) / self.scale, self._log_det(x)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z * self.scale + self.loc, -self._log_det(z)

@@ -25,13 +25,10 @@ def _raw_s_and_t(out: Tensor, n: int, what: str) -> tuple[Tensor, Tensor]:
 
 
 def _condition(conditioner: nn.Module, x_a: Tensor, context: Tensor | None) -> Tensor:
-    """The conditioner's raw output for ``x_a``; a conditional conditioner (``takes_context``) also
-    gets the context, and without one it is a ``ValueError`` rather than a silent unconditional map."""
-    if not getattr(conditioner, "takes_context", False):
-        return conditioner(x_a)
-    if context is None:
-        raise ValueError("this coupling is conditional: pass a context (e.g. flow.log_prob(x, context=c))")
-    return conditioner(x_a, context)
+    """The conditioner's raw output for ``x_a``: ``conditioner(x_a, context)`` given a context, else
+    ``conditioner(x_a)``, so any module serves an unconditional coupling and a conditional conditioner
+    (``realnvp.nets.ContextMLP``) itself refuses a missing context."""
+    return conditioner(x_a) if context is None else conditioner(x_a, context)
 
 
 def _blocks(idx_a: Tensor, idx_b: Tensor) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -79,9 +76,9 @@ class AffineCoupling(Bijector):
     to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
     identity. Only ``x_a`` is fed to the conditioner (no multiplied-out zeros), so its size is exactly
     that of the paper's ``s`` and ``t``. ``scale_init`` is the learned tanh scale's starting value:
-    the largest ``|s|`` the layer can reach before training grows it. A conditioner with a true
-    ``takes_context`` (``realnvp.nets.ContextMLP``, ``ContextResNet``) is called as
-    ``conditioner(x_a, context)``: the layer is then a bijection of ``x`` for every fixed context.
+    the largest ``|s|`` the layer can reach before training grows it. Given a context, the conditioner
+    is called as ``conditioner(x_a, context)`` (``realnvp.nets.ContextMLP``, ``ContextResNet``): the
+    layer is then a bijection of ``x`` for every fixed context.
 
     Example:
         >>> import torch
@@ -107,7 +104,6 @@ class AffineCoupling(Bijector):
         # gathers and the scatter, and their backward passes (benchmarks/PROFILE.md).
         self.blocks = _blocks(self.idx_a, self.idx_b)
         self.conditioner = conditioner
-        self.takes_context = bool(getattr(conditioner, "takes_context", False))
         # One learned scale per transformed coordinate (vectors) or channel (images).
         self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1), scale_init)
 
@@ -167,7 +163,6 @@ class MaskedAffineCoupling(Bijector):
         super().__init__()
         self.register_buffer("mask", mask.float())
         self.conditioner = conditioner
-        self.takes_context = bool(getattr(conditioner, "takes_context", False))
         self.tanh_scale = TanhScale((channels, 1, 1), scale_init)
 
     def _scale_shift(self, x_a: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:

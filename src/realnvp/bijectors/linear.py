@@ -70,13 +70,13 @@ class InvertibleLinear(Bijector):
     def _bias(self, x: Tensor) -> Tensor:
         return self.bias[:, None, None] if x.dim() == 4 else self.bias
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # Outside bf16 autocast (train.precision): only the s/t networks may run in bf16.
         with torch.autocast(x.device.type, enabled=False):
             lower, upper = self._factors()
             return self._mix(x, self.permutation @ lower @ upper) + self._bias(x), self._log_det(x)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         with torch.autocast(z.device.type, enabled=False):
             lower, upper = self._factors()
             # W^{-1} = U^{-1} L^{-1} P^T by two triangular solves (no general matrix inverse).

@@ -108,7 +108,7 @@ class BatchNormFlow(Bijector):
         event_size = x[0].numel() // var.numel()
         return (per_feature.sum() * event_size).expand(x.shape[0])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self.training:
             batch_mean, batch_var = self._batch_stats(x)
             m = torch.where(self.initialized, self.momentum * self.pace, 1.0)
@@ -126,7 +126,7 @@ class BatchNormFlow(Bijector):
         z = (x - mean) * torch.rsqrt(var + self.eps)
         return z, self._log_det(var, x)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         var = self.running_var
         x = z * torch.sqrt(var + self.eps) + self.running_mean
         return x, -self._log_det(var, z)
@@ -174,9 +174,9 @@ class Whiten(Bijector):
     def _log_det(self, x: Tensor) -> Tensor:
         return (-torch.diagonal(self.tril).log().sum()).expand(x.shape[0]).to(x.dtype)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = torch.linalg.solve_triangular(self.tril, (x - self.loc).T, upper=False).T
         return z, self._log_det(x)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z @ self.tril.T + self.loc, -self._log_det(z)

@@ -51,11 +51,11 @@ class Logit(Bijector):
     def _log_det(self, s: Tensor) -> Tensor:
         return (math.log(self.beta) - torch.log(s) - torch.log1p(-s)).flatten(1).sum(-1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         s = self.alpha + self.beta * x
         return torch.log(s) - torch.log1p(-s), self._log_det(s)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         s = torch.sigmoid(z)
         # log s + log(1 - s) via logsigmoid stays finite for large |z| where sigmoid saturates.
         log_det = (F.logsigmoid(z) + F.logsigmoid(-z) - math.log(self.beta)).flatten(1).sum(-1)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from realnvp.bijectors.base import Bijector, Step, call_layer, trace_layer
+from realnvp.bijectors.base import Bijector, Step
 
 
 class Squeeze(Bijector):
@@ -24,12 +24,12 @@ class Squeeze(Bijector):
         [0.0, 1.0, 2.0, 3.0]
     """
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"squeeze needs an even height and width, got {tuple(x.shape[-2:])}")
         return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return F.pixel_shuffle(z, 2), z.new_zeros(z.shape[0])
 
 
@@ -45,10 +45,10 @@ class Unsqueeze(Bijector):
         True
     """
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return Squeeze().inverse(x)
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return Squeeze()(z)
 
 
@@ -79,8 +79,6 @@ class FactorOut(Bijector):
         torch.Size([1, 4, 2, 2])
     """
 
-    takes_context = True  # a conditional flow's context reaches the coarser scales' couplings
-
     def __init__(self, inner: Bijector) -> None:
         super().__init__()
         self.inner = inner
@@ -92,17 +90,17 @@ class FactorOut(Bijector):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out, rest = self._split(x)
-        rest, log_det = call_layer(self.inner, rest, context)
+        rest, log_det = self.inner(rest, context=context)
         return torch.cat([out, rest], dim=1), log_det
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out, rest = self._split(z)
-        rest, log_det = call_layer(self.inner, rest, context, inverse=True)
+        rest, log_det = self.inner.inverse(rest, context=context)
         return torch.cat([out, rest], dim=1), log_det
 
     def trace(self, x: Tensor, inverse: bool = False, prefix: str = "", context: Tensor | None = None) -> list[Step]:
         # Each state of the inner scales, unsqueezed back to this layer's layout beside the half that left.
         out, rest = self._split(x)
-        steps = trace_layer(self.inner, rest, inverse, f"{prefix}.inner" if prefix else "inner", context)
+        steps = self.inner.trace(rest, inverse, f"{prefix}.inner" if prefix else "inner", context=context)
         return [step._replace(output=torch.cat([out, unsqueeze_to(step.output, rest.shape[-2])], dim=1))
                 for step in steps]
