@@ -162,16 +162,18 @@ CASES = [
     ("data-unreadable", "file is not a real .npy", T + " --data {tmp}/garbage.npy",
      "cannot read {tmp}/garbage.npy: …", None),
     ("data-nan", "NaN in the data", T + " --data {tmp}/nan.npy",
-     "{tmp}/nan.npy: 1 non-finite values (NaN/Inf), first at row 3, column 1", None),
+     "{tmp}/nan.npy: 1 rows have missing cells, first at row 3, column 'x1'; fill them, or --set "
+     "data.missing=drop to drop those rows", None),
     ("data-inf", "Inf in a .csv", T + " --data {tmp}/inf.csv",
-     "{tmp}/inf.csv: 1 non-finite values (NaN/Inf), first at row 2, column 0", None),
+     "{tmp}/inf.csv: 1 infinite values, first at row 2, column 'x'", None),
     ("data-shape", "3-D array instead of a table", T + " --data {tmp}/cube.npy",
      "{tmp}/cube.npy: expected a 2-D table [examples, features], got shape (20, 2, 2)", None),
     ("data-dtype", "strings instead of numbers", T + " --data {tmp}/strings.npy",
      "{tmp}/strings.npy: expected real numbers, got dtype <U1", None),
     ("data-empty", "no rows", T + " --data {tmp}/empty.npy", "{tmp}/empty.npy: the file holds no examples", None),
     ("data-too-few", "too few rows to split", T + " --data {tmp}/few.npy",
-     "{tmp}/few.npy: 5 examples are too few to split (need at least 10)", None),
+     "{tmp}/few.npy: 5 rows are too few to split into training, validation and test (need at least 10)",
+     None),
     ("data-npz", ".npz with two arrays", T + " --data {tmp}/two.npz",
      "{tmp}/two.npz: an .npz must hold one array or one named 'x'; found ['a', 'b']", None),
     ("preset", "unknown preset", "train nope --out {tmp}/new", "unknown preset 'nope'; presets: …", None),
@@ -298,7 +300,8 @@ CASES = [
     ("data-no-columns", "0-column .npy", T + " --data {tmp}/no_columns.npy",
      "{tmp}/no_columns.npy: the table has no columns (shape (20, 0))", None),
     ("data-huge", "float64 values beyond float32", T + " --data {tmp}/huge.npy",
-     "{tmp}/huge.npy: 2 values beyond float32's range (±3.4e38), first at row 0, column 1 (1e+300); rescale the data",
+     "{tmp}/huge.npy: 2 values beyond float32's range (±3.4e38), first at row 0, column 'x1' (1e+300); "
+     "rescale the data",
      None),
     ("disk-full", "disk full at the first checkpoint", "train moons --out {tmp}/new --quiet --no-pictures --steps 20 "
      "--set data.n_train=300 --set model.hidden=8 --set train.eval_every=10 --set train.time_budget=0",
@@ -308,7 +311,8 @@ CASES = [
     ("resume-other-file", "--resume with a data file",
      RESUME + " --set model.hidden=8 --data {tmp}/more.npy",
      "cannot resume from {run}/checkpoint.pt: data.name is 'moons' in the run, 'file' now; data.path is '' in the "
-     "run, '{tmp}/more.npy' now (only train.* settings may change)", None),
+     "run, '{tmp}/more.npy' now; data.column_types is 'auto' in the run, 'real,real' now "
+     "(only train.* settings may change)", None),
     ("sample-output-folder", "sample -o names a folder", "sample {run} -o {tmp}/a_dir",
      "cannot write {tmp}/a_dir: it is a directory", None),
     ("score-output-folder", "score -o names a folder", "score {run} {tmp}/ok.npy -o {tmp}",

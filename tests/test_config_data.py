@@ -89,7 +89,7 @@ def test_read_vectors_rejects_bad_files(tmp_path):
     bad = np.ones((5, 2))
     bad[3, 1] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(UserError, match="non-finite values.*row 3, column 1"):
+    with pytest.raises(UserError, match="missing cells, first at row 3, column 'x1'"):
         read_vectors(tmp_path / "nan.npy")
     np.save(tmp_path / "ok.npy", np.ones((5, 2)))
     with pytest.raises(UserError, match="trained on 3 columns, the file has 2"):

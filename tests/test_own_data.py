@@ -15,7 +15,7 @@ from tiny import TINY_DIGITS, cli_settings
 
 import realnvp.cli.train as cli_train
 from realnvp import load
-from realnvp.autoconfig import cap_batch, vector_defaults
+from realnvp.autoconfig import capped_batch, vector_defaults
 from realnvp.bijectors import BatchNormFlow, Whiten
 from realnvp.cli import main
 from realnvp.config import Config
@@ -72,8 +72,7 @@ def test_defaults_adapt_to_rows_and_never_exceed_them():
     assert tiny["train.eval_every"] <= 20 < huge["train.eval_every"]  # early stopping acts on small data
     assert tiny["model.hidden"][0] < huge["model.hidden"][0]
     assert tiny["model.whiten"] and not tiny["model.batch_norm"]
-    cfg = Config()
-    assert cap_batch(cfg, 50) is not None and cfg.train.batch_size == 50
+    assert capped_batch(Config().train.batch_size, 50)[0] == 50 and capped_batch(32, 50) == (32, None)
 
 
 def test_cli_sizes_small_table_keeps_explicit_settings(tmp_path, capsys):
@@ -128,7 +127,7 @@ def _train_rows(run) -> np.ndarray:
 @pytest.mark.parametrize("bad, message", [
     ("missing.npy", "data file not found"),
     ("wide.npy", "the run was trained on 4 columns, the file has 5"),
-    ("nan.npy", "non-finite values"),
+    ("nan.npy", "rows have missing cells"),
 ])
 def test_bad_held_out_files_are_one_line(tmp_path, capsys, bad, message):
     np.save(tmp_path / "train.npy", correlated(100, 4, 0))

@@ -20,8 +20,6 @@ DISCRETE = ("integer", "count")
 STEPS = (1.0, 0.1, 0.01, 0.001)
 # A transform (log, logit) is chosen only when it lowers the column's 1-D Gaussian NLL by this many nats.
 MARGIN = 0.02
-# Standard deviations between a positive column's mean and zero below which it is modelled through a log.
-SUPPORT_Z = 3.09
 # A column whose spread is below this share of its size holds no information at float32 precision.
 NEAR_CONSTANT = 1e-6
 
@@ -93,8 +91,7 @@ def _gaussian_nll(t: np.ndarray, log_jacobian: np.ndarray) -> float:
 
 def detect_type(column: np.ndarray, seed: int = 0) -> ColumnType:
     """A column's type from its values: discrete when on a lattice (``lattice_step``), then ``log``
-    (positive) or ``logit`` (inside (0, 1)) when that lowers its 1-D Gaussian NLL by ``MARGIN`` or, for
-    ``log``, when a Gaussian would put mass below zero.
+    (positive) or ``logit`` (inside (0, 1)) when that lowers its 1-D Gaussian NLL by ``MARGIN``.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -115,11 +112,6 @@ def detect_type(column: np.ndarray, seed: int = 0) -> ColumnType:
     base = next(iter(scores))
     best = min(scores, key=scores.get)
     kind = best if scores[best] < scores[base] - MARGIN else base
-    # A positive column the plain Gaussian would give more than 0.1 % of its mass below zero keeps to
-    # its support through a log, even where the log does not fit better: samples then stay positive.
-    positive = "count" if step else "log"
-    if kind == base and positive in scores and x.mean() < SUPPORT_Z * x.std():
-        kind = positive
     return ColumnType(kind, step)
 
 
@@ -147,7 +139,28 @@ def resolve_types(spec: str, values: np.ndarray, names: tuple[str, ...]) -> tupl
         types = tuple(ColumnType.parse(given[n]) if n in given else t for n, t in zip(names, types))
     for name, t, column in zip(names, types, values.T):
         check_fits(t, name, column)
-    return types
+    return types if spec != "auto" or joint_nll(values, types) <= joint_nll(values, plain(types)) else plain(types)
+
+
+def plain(types: tuple[ColumnType, ...]) -> tuple[ColumnType, ...]:
+    """``types`` without their transforms (discrete columns stay discrete)."""
+    return tuple(ColumnType("integer", t.step) if t.discrete else ColumnType() for t in types)
+
+
+def joint_nll(values: np.ndarray, types: tuple[ColumnType, ...], seed: int = 0) -> float:
+    """Mean NLL of ``values`` under the full-covariance ML Gaussian of their transforms (Jacobians
+    counted): detected transforms are kept only where they do not make the flow's starting Gaussian
+    worse, so per-column choices cannot cost the joint fit."""
+    x = dequantized(values, types, seed)
+    t = to_real_line(x, types)
+    log_jacobian = sum(-np.log(x[:, j]) if c.transform == "log" else -np.log(x[:, j]) - np.log1p(-x[:, j])
+                       for j, c in enumerate(types) if c.transform != "none")
+    t = (t - t.mean(0)) / t.std(0)
+    sign, log_det = np.linalg.slogdet(np.atleast_2d(np.cov(t.T, bias=True)))
+    if sign <= 0:
+        return math.inf
+    scale = float(np.log(to_real_line(x, types).std(0)).sum())
+    return 0.5 * (log_det + t.shape[1] * math.log(2 * math.pi * math.e)) + scale - float(np.mean(log_jacobian))
 
 
 def check_fits(t: ColumnType, name: str, column: np.ndarray) -> None:

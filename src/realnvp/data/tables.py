@@ -51,7 +51,7 @@ def read_source(cfg: DataConfig) -> TableSource:
     if cfg.test_path:
         held_out = read_table(cfg.test_path, cfg.missing)
         if held_out.shape[1] != table.shape[1]:
-            raise UserError(f"{cfg.test_path}: the training file has {table.shape[1]} columns, this one "
+            raise UserError(f"{cfg.test_path}: the run was trained on {table.shape[1]} columns, the file has "
                             f"{held_out.shape[1]}")
         pool, test = table.values, held_out.values
     else:

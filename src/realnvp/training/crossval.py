@@ -105,7 +105,7 @@ def cross_validate_steps(cfg: Config, rows: torch.Tensor, columns: tuple[ColumnT
 def _fold_flow(cfg: Config, rows: torch.Tensor, columns: tuple[ColumnType, ...]) -> Flow:
     """A fresh flow whose first layer (the whitening, when the model whitens) is fitted on this fold's rows only."""
     fit_rows = rows.double().cpu().numpy()
-    loc, scale = first_layer_fit(to_real_line(fit_rows, columns) if columns else fit_rows, cfg.model.whiten)
+    loc, scale = first_layer_fit(to_real_line(fit_rows, columns) if columns else fit_rows, whiten=cfg.model.whiten)
     return build_model(cfg.model, tuple(rows.shape[1:]), loc, scale, columns).to(rows.device).train()
 
 

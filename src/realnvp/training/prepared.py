@@ -14,9 +14,9 @@ import torch
 from realnvp.bijectors import dequantize
 from realnvp.config import Config
 from realnvp.data import Splits
-from realnvp.data.columns import dequantized, parse_types, to_real_line
+from realnvp.data.columns import ColumnType, dequantized, parse_types, to_real_line
 from realnvp.errors import UserError
-from realnvp.evaluation.baselines import gaussian_fit
+from realnvp.evaluation.baselines import choose_gaussian, gaussian_fit, shrinkage_fit
 from realnvp.evaluation.metrics import bits_per_dim
 
 
@@ -77,19 +77,26 @@ class TrainingData:
             if any(t.discrete for t in types):  # validation rows dequantized once, so their NLLs compare
                 val_x = torch.from_numpy(dequantized(splits.val, types, cfg.data.seed + 3).astype(np.float32))
                 lattice = torch.tensor([t.step for t in types], dtype=torch.float32, device=device)
-            # Whitening is fitted on every row that is not a test row, so the untrained flow IS the
-            # Gaussian of those rows (through the column transforms); the couplings learn on training rows.
-            rows = np.concatenate([splits.train, splits.val]) if cfg.model.whiten else splits.train
-            rows = to_real_line(dequantized(rows, types, cfg.data.seed + 4), types) if types else rows
-            loc, scale = first_layer_fit(rows, whiten=cfg.model.whiten)
+            loc, scale = first_layer_fit(*starting_rows(splits, types, cfg.data.seed), whiten=cfg.model.whiten)
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
         return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts, lattice=lattice)
 
 
-def first_layer_fit(rows: np.ndarray, whiten: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(loc, scale)`` of a vector model's fixed first layer for ``rows``: the mean and the covariance's
-    Cholesky factor when it whitens (models/vector.py, ``Whiten``), else the mean and per-column std;
-    fitted in float64 (the squares of values around 1e20 overflow float32), returned as CPU float32.
+def starting_rows(splits: Splits, types: tuple[ColumnType, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation rows a vector model's first layer is fitted to, as that layer sees
+    them: discrete columns dequantized (seeded), through the column transforms."""
+    def seen(rows: np.ndarray, offset: int) -> np.ndarray:
+        return to_real_line(dequantized(rows, types, seed + offset), types) if types else np.asarray(rows)
+    return seen(splits.train, 4), seen(splits.val, 6)
+
+
+def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None,
+                    whiten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loc, scale)`` of a vector model's fixed first layer: when it whitens (models/vector.py,
+    ``Whiten``), the mean and covariance Cholesky factor of the Gaussian ``choose_gaussian`` prefers on
+    the ``val`` rows (maximum likelihood, or Ledoit-Wolf shrinkage where rows are few per column), refit
+    on every non-test row so the untrained flow IS that Gaussian; else the training rows' mean and
+    per-column std. Fitted in float64, returned as CPU float32.
 
     Example:
         >>> loc, scale = first_layer_fit(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]]), whiten=False)
@@ -99,7 +106,11 @@ def first_layer_fit(rows: np.ndarray, whiten: bool) -> tuple[torch.Tensor, torch
         torch.Size([3, 3])
     """
     if whiten:
-        loc, chol = gaussian_fit(rows)
+        pool = rows if val is None or not len(val) else np.concatenate([rows, val])
+        # Fewer validation rows than twice the columns compare the two Gaussians too noisily to choose.
+        enough = val is not None and len(val) >= 2 * rows.shape[1]
+        fit = shrinkage_fit if choose_gaussian(rows, val if enough else None).name == "shrinkage" else gaussian_fit
+        loc, chol = fit(pool)
         return torch.from_numpy(loc).float(), torch.from_numpy(chol).float()
     wide = torch.from_numpy(np.asarray(rows, dtype=np.float64))
     return wide.mean(0).float(), wide.std(0).clamp_min(1e-6).float()
