@@ -13,6 +13,7 @@ from realnvp.bijectors import (
     Chain,
     FactorOut,
     MaskedAffineCoupling,
+    SplineCoupling,
     Squeeze,
     Unsqueeze,
     alternating_mask,
@@ -47,6 +48,18 @@ def test_vector_coupling_with_context_keeps_the_contract_for_each_fixed_context(
     layer = perturb_(AffineCoupling(alternating_mask(3, 0), ContextMLP(2, 2, 2, hidden=(8,))))
     for c in ([0.0, 0.0], [1.5, -2.0]):
         check_bijector(Bound(layer, torch.tensor([c])), torch.randn(6, 3))
+
+
+def test_spline_coupling_with_context_keeps_the_contract_for_each_fixed_context():
+    torch.manual_seed(0)
+    layer = perturb_(SplineCoupling(alternating_mask(3, 0), ContextMLP(2, 2, 3 * 4 - 1, hidden=(8,)), bins=4,
+                                    bound=2.0), scale=1.0)
+    for c in ([0.0, 0.0], [1.5, -2.0]):
+        check_bijector(Bound(layer, torch.tensor([c])), torch.randn(6, 3) * 1.5)  # some in the tails
+    flow = perturb_(build_vector_flow(3, 4, hidden=(16,), context_size=2, coupling="spline", bins=4)).double().eval()
+    c = torch.randn(5, 2, dtype=torch.float64)
+    x, log_p = flow.sample_and_log_prob(5, context=c)
+    torch.testing.assert_close(log_p, flow.log_prob(x, context=c), atol=1e-9, rtol=0)
 
 
 def test_image_couplings_with_a_label_keep_the_contract_for_each_label():

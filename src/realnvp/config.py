@@ -68,6 +68,9 @@ class ModelConfig:
     scale_init: float = 1.0  # starting value of every coupling's learned tanh scale (bounds |s| at first)
     whiten: bool = False  # vectors: first layer whitens with the training rows' full covariance (Cholesky)
     linear: bool = False  # a learned invertible linear (LU) layer before each coupling (images: 1x1 convolution)
+    coupling: str = "affine"  # affine | spline: vectors' element-wise map (spline: bijectors/spline.py)
+    spline_bins: int = 8  # spline couplings: rational-quadratic bins on [-spline_bound, spline_bound]
+    spline_bound: float = 4.0  # spline couplings: identity outside [-B, B]; standardised data lie mostly inside 4
     # kind = "image": the paper's multi-scale model (models/image.py)
     n_scales: int = 2  # scales; each but the last squeezes once and factors out half
     feature_maps: int = 64  # s/t ResNet width at the first scale, doubled at each later scale
@@ -266,6 +269,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
     "model.n_context": (0, 10**5, True), "model.context_embed": (0, 1024, False),
+    "model.spline_bins": (1, 1024, False), "model.spline_bound": (0, 10**6, False),
     "train.steps": (0, 10**9, True), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
     "train.grad_clip": (0, 10**6, True), "train.eval_every": (0, 10**9, False), "train.log_every": (0, 10**9, True),
@@ -276,7 +280,7 @@ MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of 
 CHOICES = {"train.lr_schedule": ("constant", "cosine", "cosine_time"), "train.device": ("auto", "cpu", "cuda"),
            "train.precision": ("fp32", "bf16", "auto"), "model.kind": ("vector", "image"),
            "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
-           "model.logit": ("symmetric", "paper", "none")}
+           "model.logit": ("symmetric", "paper", "none"), "model.coupling": ("affine", "spline")}
 
 
 def _get(cfg: Config, dotted: str) -> object:
@@ -322,6 +326,8 @@ def check_settings(cfg: Config) -> None:
         raise UserError(f"data.test_fraction must be in (0, 1), got {cfg.data.test_fraction}")
     if not 0 < cfg.model.logit_alpha < 0.5:
         raise UserError(f"model.logit_alpha must be in (0, 0.5), got {cfg.model.logit_alpha}")
+    if cfg.model.kind == "image" and cfg.model.coupling != "affine":
+        raise UserError(f"model.coupling = {cfg.model.coupling!r} is for vector models; image models are affine")
     hidden = cfg.model.hidden
     if cfg.model.kind == "vector" and not (len(hidden) <= MAX_DEPTH and all(0 < h <= MAX_WIDTH for h in hidden)):
         raise UserError(f"model.hidden must be at most {MAX_DEPTH} widths, each from 1 to {MAX_WIDTH}, got "

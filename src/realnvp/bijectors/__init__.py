@@ -1,7 +1,7 @@
 """Invertible layers: one contract (``Bijector``), composed by ``Chain``."""
 
 from realnvp.bijectors.base import Bijector, Chain, Standardize, Step
-from realnvp.bijectors.coupling import AffineCoupling, MaskedAffineCoupling, TanhScale
+from realnvp.bijectors.coupling import AffineCoupling, Coupling, MaskedAffineCoupling, TanhScale
 from realnvp.bijectors.linear import InvertibleLinear
 from realnvp.bijectors.masks import (
     alternating_mask,
@@ -13,16 +13,19 @@ from realnvp.bijectors.masks import (
 from realnvp.bijectors.normalization import BatchNormFlow, Whiten
 from realnvp.bijectors.preprocessing import Logit, dequantize, random_hflip
 from realnvp.bijectors.reshape import FactorOut, Squeeze, Unsqueeze
+from realnvp.bijectors.spline import SplineCoupling, rational_quadratic_spline
 
 __all__ = [
     "AffineCoupling",
     "BatchNormFlow",
     "Bijector",
     "Chain",
+    "Coupling",
     "FactorOut",
     "InvertibleLinear",
     "Logit",
     "MaskedAffineCoupling",
+    "SplineCoupling",
     "Squeeze",
     "Standardize",
     "Step",
@@ -36,4 +39,5 @@ __all__ = [
     "half_mask",
     "random_hflip",
     "random_mask",
+    "rational_quadratic_spline",
 ]

@@ -1,6 +1,6 @@
-"""Affine coupling layers (Dinh et al. 2016, eq. 7-9): half the variables pass through and condition
-an elementwise affine map of the other half, so the Jacobian is triangular and its log-det is
-``sum(s)``."""
+"""Coupling layers (Dinh et al. 2016, eq. 7-9): half the variables pass through and condition an
+elementwise map of the other half, so the Jacobian is triangular. ``Coupling`` holds what every such
+layer shares; here the affine ones, whose log-det is ``sum(s)`` (splines: ``spline.py``)."""
 
 from __future__ import annotations
 
@@ -66,35 +66,35 @@ class TanhScale(nn.Module):
         return (self.scale * torch.tanh(raw_s)).clamp(-LOG_SCALE_MAX, LOG_SCALE_MAX)
 
 
-class AffineCoupling(Bijector):
-    """Partition coupling ``y_b = x_b * exp(s(x_a)) + t(x_a)``, ``y_a = x_a``, split along dimension 1.
+class Coupling(Bijector):
+    """Partition coupling ``y_a = x_a``, ``y_b = g(x_b; conditioner(x_a))``, split along dimension 1: the
+    mask, split, merge and conditioner call every element-wise coupling shares. A subclass gives the
+    element-wise map ``g`` as ``_map(x_b, out, inverse) -> (y_b, log_det)``, ``out`` the conditioner's
+    raw output; ``g`` acts on each coordinate alone, so the Jacobian is triangular and its log-det is
+    the sum of ``g``'s per-coordinate terms (``AffineCoupling``, ``SplineCoupling``).
 
-    For vectors ``[B, D]`` (``event_rank=1``) ``mask`` (``[D]``, bool) marks ``a``, the coordinates
-    that pass through; ``conditioner`` maps ``x_a`` (``[B, d]``) to ``[B, 2 (D - d)]``: raw ``s`` then
-    ``t``. For images ``[B, C, H, W]`` (``event_rank=3``) the same code is the paper's channel-wise
-    coupling: ``mask`` (``[C]``) marks the passing channels and ``conditioner`` maps ``[B, c, H, W]``
-    to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
-    identity. Only ``x_a`` is fed to the conditioner (no multiplied-out zeros), so its size is exactly
-    that of the paper's ``s`` and ``t``. ``scale_init`` is the learned tanh scale's starting value:
-    the largest ``|s|`` the layer can reach before training grows it. Given a context, the conditioner
-    is called as ``conditioner(x_a, context)`` (``realnvp.nets.ContextMLP``, ``ContextResNet``): the
-    layer is then a bijection of ``x`` for every fixed context.
+    For vectors ``[B, D]`` ``mask`` (``[D]``, bool) marks ``a``, the coordinates that pass through and
+    condition the rest; for images ``[B, C, H, W]`` it marks the passing channels (``[C]``). Only
+    ``x_a`` is fed to the conditioner (no multiplied-out zeros). Given a context, the conditioner is
+    called as ``conditioner(x_a, context)`` (``realnvp.nets.ContextMLP``, ``ContextResNet``): the layer
+    is then a bijection of ``x`` for every fixed context.
 
     Example:
-        >>> import torch
-        >>> from realnvp.bijectors import AffineCoupling, alternating_mask
+        >>> from realnvp.bijectors import alternating_mask
         >>> from realnvp.nets import MLP
-        >>> layer = AffineCoupling(alternating_mask(2, 0), MLP(1, 2, hidden=(8,)))
-        >>> z, log_det = layer(torch.randn(5, 2))
-        >>> log_det.shape
-        torch.Size([5])
+        >>> class Shift(Coupling):  # y_b = x_b + t(x_a): volume-preserving, log-det 0
+        ...     def _map(self, x_b, out, inverse):
+        ...         return (x_b - out if inverse else x_b + out), x_b.new_zeros(len(x_b))
+        >>> layer = Shift(alternating_mask(3, 0), MLP(2, 1, hidden=(4,)))
+        >>> layer.idx_a.tolist(), layer.idx_b.tolist()  # even coordinates pass
+        ([0, 2], [1])
     """
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module, event_rank: int = 1, scale_init: float = 1.0) -> None:
+    def __init__(self, mask: Tensor, conditioner: nn.Module) -> None:
         super().__init__()
         mask = mask.bool()
         if mask.dim() != 1 or mask.all() or not mask.any():
-            raise ValueError("AffineCoupling needs a 1-D mask with both passing and transformed coordinates")
+            raise ValueError(f"{type(self).__name__} needs a 1-D mask with both passing and transformed coordinates")
         self.register_buffer("mask", mask)
         self.register_buffer("idx_a", torch.nonzero(mask).flatten())
         self.register_buffer("idx_b", torch.nonzero(~mask).flatten())
@@ -104,15 +104,9 @@ class AffineCoupling(Bijector):
         # gathers and the scatter, and their backward passes (benchmarks/PROFILE.md).
         self.blocks = _blocks(self.idx_a, self.idx_b)
         self.conditioner = conditioner
-        # One learned scale per transformed coordinate (vectors) or channel (images).
-        self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1), scale_init)
 
-    def _scale_shift(self, x_a: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
-        # the affine map and its log-det stay exact float32.
-        out = _condition(self.conditioner, x_a, context)
-        raw_s, t = _raw_s_and_t(out, len(self.idx_b), "transformed coordinates or channels")
-        return self.tanh_scale(raw_s.to(x_a.dtype)), t.to(x_a.dtype)
+    def _map(self, x_b: Tensor, out: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.blocks is None:
@@ -127,15 +121,51 @@ class AffineCoupling(Bijector):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x_a, x_b = self._split(x)
-        s, t = self._scale_shift(x_a, context)
-        y_b = x_b * torch.exp(s) + t
-        return self._merge(x_a, y_b), s.flatten(1).sum(-1)
+        y_b, log_det = self._map(x_b, _condition(self.conditioner, x_a, context), inverse=False)
+        return self._merge(x_a, y_b), log_det
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z_a, z_b = self._split(z)
-        s, t = self._scale_shift(z_a, context)
-        x_b = (z_b - t) * torch.exp(-s)
-        return self._merge(z_a, x_b), -s.flatten(1).sum(-1)
+        x_b, log_det = self._map(z_b, _condition(self.conditioner, z_a, context), inverse=True)
+        return self._merge(z_a, x_b), log_det
+
+
+class AffineCoupling(Coupling):
+    """Partition coupling ``y_b = x_b * exp(s(x_a)) + t(x_a)``, ``y_a = x_a``, split along dimension 1
+    (``Coupling``), so its log-det is ``sum(s)``.
+
+    For vectors ``[B, D]`` (``event_rank=1``) ``mask`` (``[D]``, bool) marks ``a``, the coordinates
+    that pass through; ``conditioner`` maps ``x_a`` (``[B, d]``) to ``[B, 2 (D - d)]``: raw ``s`` then
+    ``t``. For images ``[B, C, H, W]`` (``event_rank=3``) the same code is the paper's channel-wise
+    coupling: ``mask`` (``[C]``) marks the passing channels and ``conditioner`` maps ``[B, c, H, W]``
+    to ``[B, 2 (C - c), H, W]``. Its last layer should be zero-initialised so the layer starts as the
+    identity; the conditioner's size is exactly that of the paper's ``s`` and ``t``. ``scale_init`` is
+    the learned tanh scale's starting value: the largest ``|s|`` the layer can reach before training
+    grows it. A context goes to the conditioner as in ``Coupling``.
+
+    Example:
+        >>> import torch
+        >>> from realnvp.bijectors import AffineCoupling, alternating_mask
+        >>> from realnvp.nets import MLP
+        >>> layer = AffineCoupling(alternating_mask(2, 0), MLP(1, 2, hidden=(8,)))
+        >>> z, log_det = layer(torch.randn(5, 2))
+        >>> log_det.shape
+        torch.Size([5])
+    """
+
+    def __init__(self, mask: Tensor, conditioner: nn.Module, event_rank: int = 1, scale_init: float = 1.0) -> None:
+        super().__init__(mask, conditioner)
+        # One learned scale per transformed coordinate (vectors) or channel (images).
+        self.tanh_scale = TanhScale((len(self.idx_b),) + (1,) * (event_rank - 1), scale_init)
+
+    def _map(self, x_b: Tensor, out: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        raw_s, t = _raw_s_and_t(out, len(self.idx_b), "transformed coordinates or channels")
+        # Under bf16 autocast the conditioner computes in bf16; s and t come back in x's precision, so
+        # the affine map and its log-det stay exact float32.
+        s, t = self.tanh_scale(raw_s.to(x_b.dtype)), t.to(x_b.dtype)
+        if inverse:
+            return (x_b - t) * torch.exp(-s), -s.flatten(1).sum(-1)
+        return x_b * torch.exp(s) + t, s.flatten(1).sum(-1)
 
 
 class MaskedAffineCoupling(Bijector):

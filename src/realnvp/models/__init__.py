@@ -42,10 +42,13 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         try:
             return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
                                      cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context,
-                                     linear=cfg.linear)
+                                     linear=cfg.linear, coupling=cfg.coupling, bins=cfg.spline_bins,
+                                     bound=cfg.spline_bound)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     if cfg.kind == "image":
+        if cfg.coupling != "affine":
+            raise UserError(f"model.coupling = {cfg.coupling!r} is for vector models; image models are affine")
         try:
             return build_image_flow(event_shape, n_scales=cfg.n_scales, hidden=cfg.feature_maps, n_blocks=cfg.n_blocks,
                                     norm=cfg.conditioner_norm, scale_couplings=cfg.scale_couplings,

@@ -1,15 +1,26 @@
-"""Real NVP for vectors of any dimension: affine couplings with MLP conditioners."""
+"""Real NVP for vectors of any dimension: affine (or rational-quadratic spline) couplings with MLP
+conditioners."""
 
 from __future__ import annotations
 
 import torch
 
-from realnvp.bijectors import AffineCoupling, BatchNormFlow, Bijector, Chain, InvertibleLinear, Standardize, Whiten
+from realnvp.bijectors import (
+    AffineCoupling,
+    BatchNormFlow,
+    Bijector,
+    Chain,
+    InvertibleLinear,
+    SplineCoupling,
+    Standardize,
+    Whiten,
+)
 from realnvp.bijectors.masks import alternating_mask, half_mask, random_mask
 from realnvp.flow import Flow
 from realnvp.nets import MLP, ContextMLP
 
 MASKS = ("alternating", "half", "random")
+COUPLINGS = ("affine", "spline")
 
 
 def build_vector_flow(
@@ -25,6 +36,9 @@ def build_vector_flow(
     scale_init: float = 1.0,
     context_size: int = 0,
     linear: bool = False,
+    coupling: str = "affine",
+    bins: int = 8,
+    bound: float = 4.0,
 ) -> Flow:
     """A vector Real NVP: ``[Standardize] -> ([linear ->] coupling [-> batch norm]) x n_couplings``.
 
@@ -46,6 +60,9 @@ def build_vector_flow(
         linear: a learned invertible linear layer (``InvertibleLinear``, starting at the identity) before
             each coupling, so the flow can turn the directions its fixed masks split (tables whose
             structure lies along mixed columns).
+        coupling: "affine" (Real NVP's ``x_b exp(s) + t``) or "spline": a monotone rational-quadratic
+            spline of each transformed coordinate (``SplineCoupling``, Durkan et al. 2019) with ``bins``
+            bins on ``[-bound, bound]`` and the identity outside; ``scale_init`` is then unused.
 
     Example:
         >>> flow = build_vector_flow(dim=5, n_couplings=6, hidden=(32,), mask="random")
@@ -56,9 +73,14 @@ def build_vector_flow(
         >>> conditional = build_vector_flow(dim=2, hidden=(16,), context_size=1)
         >>> conditional.log_prob(torch.zeros(3, 2), context=torch.ones(3, 1)).shape
         torch.Size([3])
+        >>> spline = build_vector_flow(dim=2, hidden=(16,), coupling="spline", bins=4, bound=3.0)
+        >>> type(spline.chain.layers[0]).__name__, spline.log_prob(torch.zeros(1, 2)).shape
+        ('SplineCoupling', torch.Size([1]))
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {', '.join(MASKS)}")
+    if coupling not in COUPLINGS:
+        raise ValueError(f"unknown coupling {coupling!r}; expected one of {', '.join(COUPLINGS)}")
     generator = torch.Generator().manual_seed(mask_seed)
     layers: list[Bijector] = []
     if loc is not None and scale is not None:
@@ -75,9 +97,10 @@ def build_vector_flow(
         if linear:
             layers.append(InvertibleLinear(dim))
         n_pass = int(m.sum())
-        net = (ContextMLP(n_pass, context_size, 2 * (dim - n_pass), hidden) if context_size
-               else MLP(n_pass, 2 * (dim - n_pass), hidden))
-        layers.append(AffineCoupling(m, net, scale_init=scale_init))
+        n_out = (2 if coupling == "affine" else 3 * bins - 1) * (dim - n_pass)  # per coordinate: s, t or the knots
+        net = ContextMLP(n_pass, context_size, n_out, hidden) if context_size else MLP(n_pass, n_out, hidden)
+        layers.append(AffineCoupling(m, net, scale_init=scale_init) if coupling == "affine"
+                      else SplineCoupling(m, net, bins, bound))
         if batch_norm and i < n_couplings - 1:
             layers.append(BatchNormFlow((dim,), momentum=bn_momentum, batch_gradient=True))
     return Flow(Chain(layers), (dim,), context_size=context_size)
