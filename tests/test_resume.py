@@ -16,9 +16,11 @@ from tiny import TINY, cli_settings
 
 from benchmarks import kill_resume_trial as trial
 from realnvp.atomic import atomic_write_bytes
+from realnvp.checkpoint import Checkpoint
 from realnvp.cli import main
+from realnvp.config import Config
 from realnvp.errors import UserError
-from realnvp.rundir import PREVIOUS, load_checkpoint
+from realnvp.rundir import PREVIOUS
 from realnvp.training.resume import load_latest, save_latest, tidy
 
 SETTINGS = ["--steps", "60", "--device", "cpu", "--no-pictures", "--seed", "1",
@@ -68,26 +70,25 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
-def test_rotation_keeps_the_previous_checkpoint(tmp_path):
-    states = [{"model": {"w": torch.full((3,), float(i))}, "config": {}, "step": i} for i in range(3)]
-    for state in states:
-        save_latest(tmp_path, state)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
-    assert load_checkpoint(tmp_path / PREVIOUS)["step"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]
-
-
 def _training_state(step, value=0.0):
-    return {"model": {"w": torch.full((2,), value)}, "config": {}, "optimizer": {}, "batch_rng": torch.zeros(1),
-            "torch_rng": torch.zeros(1), "step": step, "elapsed_s": 0.0, "best_val_nll": 1.0, "stale": 0}
+    return Checkpoint(Config(), (2,), {"w": torch.full((2,), value)}, {}, torch.zeros(1), torch.zeros(1), step,
+                      elapsed_s=0.0, best_val_nll=1.0, stale=0, n_params=2)
+
+
+def test_rotation_keeps_the_previous_checkpoint(tmp_path):
+    for step in range(3):
+        save_latest(tmp_path, _training_state(step, float(step)))
+    assert Checkpoint.read(tmp_path / "checkpoint.pt").step == 2
+    assert Checkpoint.read(tmp_path / PREVIOUS).step == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]
 
 
 def test_resume_takes_the_newest_valid_checkpoint(tmp_path):
     save_latest(tmp_path, _training_state(10))
     save_latest(tmp_path, _training_state(20, value=float("nan")))  # non-finite weights: not valid
     messages = []
-    state, path = load_latest(tmp_path, messages.append)
-    assert (state["step"], path.name) == (10, PREVIOUS)
+    ckpt, path = load_latest(tmp_path, messages.append)
+    assert (ckpt.step, path.name) == (10, PREVIOUS)
     assert "holds non-finite weights" in messages[0]
     (tmp_path / PREVIOUS).write_bytes(b"garbage")
     with pytest.raises(UserError, match="no valid checkpoint") as err:
@@ -111,4 +112,4 @@ def test_run_killed_before_its_first_checkpoint_resumes_from_zero(tmp_path, caps
     assert main(["train", "moons", "--out", str(run), "--resume", "--steps", "20", "--no-pictures",
                  *cli_settings(TINY)]) == 0
     assert "no checkpoint yet" in capsys.readouterr().err
-    assert load_checkpoint(run / "checkpoint.pt")["step"] == 20
+    assert Checkpoint.read(run / "checkpoint.pt").step == 20

@@ -1,28 +1,28 @@
-"""A run directory: the one place that knows its file names, reads its config, metrics and evaluation,
-writes atomically, loads checkpoints without executing code and picks the best or the last weights."""
+"""A run directory: the one place that knows its file names (pictures included), reads its config,
+metrics and evaluation, writes atomically, reads checkpoints (``realnvp.checkpoint``) and picks the best
+or the last weights."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import inspect
-import io
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
 from realnvp.atomic import atomic_write_bytes
-from realnvp.config import Config, check_settings
+from realnvp.checkpoint import Checkpoint
+from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.flow import Flow
-from realnvp.models import build_model
 from realnvp.runlock import RunLock
-from realnvp.safeload import check_entries, load_checkpoint
 
 CONFIG = "config.json"  # the resolved settings the run was trained with
 CHECKPOINT = "checkpoint.pt"  # the latest state, for --resume
@@ -35,54 +35,58 @@ TENSORBOARD = "tensorboard"  # optional TensorBoard event files
 RUN_FILES = (CONFIG, CHECKPOINT, PREVIOUS, BEST, METRICS)  # any of them means the folder holds a run
 T = TypeVar("T")
 CHECKPOINTS = (CHECKPOINT, PREVIOUS, BEST)  # any of them means training got somewhere: never started over
+# The pictures (viz/pictures.py draws each): which a run gets depends on its kind.
+SAMPLES = "samples.png"  # vectors: training data beside samples; images: a sample grid at temperature 1
+SAMPLES_COLD = "samples_t0.7.png"  # images: a sample grid at temperature 0.7
+DENSITY = "density.png"  # 2-D vectors: the model's log-density
+CORNER = "corner.png"  # more than 2 columns: every pair of coordinates, data and samples
+CONTEXTS = "contexts.png"  # conditional 2-D vectors with one context column: the density at four contexts
+CLASSES = "classes.png"  # class-conditional images: one row of samples per class, by temperature
+SCALES = "scales.png"  # images: what each scale of the multi-scale model encodes
+ANIMATION = "animation.gif"  # base samples bent through each coupling layer in turn
 _SCOPES: dict[str, int] = {}  # open ``RunDir.training`` scopes by directory: only the outermost ends one
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to memory, then an atomic write.
+@dataclass
+class TrainedRun:
+    """A trained run's best-validation flow (in eval mode), its config and the counters its evaluation
+    reports: what ``train`` hands back (a ``TrainResult`` is one) or ``RunDir.trained`` reads from the
+    checkpoints, so that evaluation and pictures never reload a flow they were given.
 
     Example:
-        >>> save_checkpoint(tmp / "state.pt", {"model": {"w": torch.ones(2)}, "config": {}, "step": 3})
-        >>> load_checkpoint(tmp / "state.pt")["model"]["w"].tolist()
-        [1.0, 1.0]
+        >>> trained = RunDir(run_dir).trained()
+        >>> trained.step, trained.flow.training, trained.cfg.data.name, trained.best_step <= trained.step
+        (60, False, 'moons', True)
     """
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+
+    flow: Flow
+    cfg: Config
+    step: int  # where training stopped: the latest checkpoint's step
+    best_step: int  # the step of the best-validation weights (the flow)
+    best_val_nll: float  # the best validation NLL (inf without a validation split)
+    elapsed_s: float  # training time up to ``step``
+
+    def to_cpu(self) -> TrainedRun:
+        """The flow moved to the CPU in the default memory layout (as a flow read from ``best.pt`` is),
+        where evaluation and the pictures run; returns this run.
+
+        Example:
+            >>> RunDir(run_dir).trained().to_cpu().flow.device
+            device(type='cpu')
+        """
+        self.flow.to("cpu", memory_format=torch.contiguous_format)
+        return self
 
 
-def flow_from_state(state: dict[str, Any], path: Path) -> tuple[Flow, Config]:
-    """Rebuild the flow a checkpoint holds and load its weights; a mismatch is a ``UserError``.
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file as the plain table stored in it, every entry checked (``Checkpoint.read``): for
+    tools that compare every stored entry (benchmarks/kill_resume_trial.py); code reads ``Checkpoint``.
 
     Example:
-        >>> state = load_checkpoint(run_dir / "best.pt")
-        >>> flow, cfg = flow_from_state(state, run_dir / "best.pt")
-        >>> cfg.data.name, flow.event_shape, flow.n_params() == state["n_params"]
-        ('moons', (2,), True)
-        >>> state["config"]["model"]["hidden"] = [2 * h for h in cfg.model.hidden]  # weights no longer fit
-        >>> flow_from_state(state, run_dir / "best.pt")
-        Traceback (most recent call last):
-        ...
-        realnvp.errors.UserError: .../best.pt does not match its own config: size mismatch for ...
+        >>> load_checkpoint(run_dir / "best.pt")["step"]
+        60
     """
-    check_entries(state, path)
-    cfg = Config.from_dict(state["config"], origin=str(path))
-    try:
-        check_settings(cfg)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    flow = build_model(cfg.model, tuple(state["event_shape"]))
-    try:
-        flow.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as exc:  # torch's first line is a header; the next names
-        detail = [line.strip() for line in str(exc).splitlines() if line.strip()][1:2] or [str(exc)]  # the tensor
-        raise UserError(f"{path} does not match its own config: {detail[0][:300]}") from None
-    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in flow.state_dict().items() if t.is_floating_point()}
-    if any(bad.values()):
-        first = next(name for name, n in bad.items() if n)
-        raise UserError(f"{path} holds {sum(bad.values())} non-finite weights (NaN/Inf), first in {first}: "
-                        f"the run diverged or the file was altered")
-    return flow, cfg
+    return Checkpoint.read(path).to_dict()
 
 
 def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
@@ -91,7 +95,7 @@ def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
     ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint).
 
     Example:
-        >>> import realnvp
+        >>> import realnvp, torch
         >>> flow = realnvp.load(run_dir)  # e.g. realnvp.load("runs/moons")
         >>> flow.log_prob(torch.zeros(1, 2)).shape, flow.sample(10).shape, flow.training
         (torch.Size([1]), torch.Size([10, 2]), False)
@@ -281,16 +285,22 @@ class RunDir:
         best = self.path / BEST
         return best if which == "best" and best.exists() else self.path / CHECKPOINT
 
-    def load_state(self, which: str = "best") -> tuple[dict[str, Any], Path]:
-        """The checkpoint ``which`` names and its path."""
+    def read_checkpoint(self, which: str = "best") -> tuple[Checkpoint, Path]:
+        """The checkpoint ``which`` names (``weights_path``) and its path."""
         path = self.require().weights_path(which)
-        return load_checkpoint(path), path
+        return Checkpoint.read(path), path
 
-    def load_flow(self, which: str = "best") -> tuple[Flow, Config, dict[str, Any]]:
-        """``(flow in eval mode, its config, the checkpoint state)`` of the weights ``which`` names."""
-        state, path = self.load_state(which)
-        flow, cfg = flow_from_state(state, path)
-        return flow.eval(), cfg, state
+    def load_flow(self, which: str = "best") -> tuple[Flow, Config, Checkpoint]:
+        """``(flow in eval mode, its config, its checkpoint)`` of the weights ``which`` names."""
+        ckpt, path = self.read_checkpoint(which)
+        return ckpt.build_flow(path).eval(), ckpt.config, ckpt
+
+    def trained(self) -> TrainedRun:
+        """The best flow with the counters of the best and the latest checkpoints (``TrainedRun``)."""
+        flow, cfg, best = self.load_flow("best")
+        latest = self.path / CHECKPOINT
+        last = Checkpoint.read(latest) if latest.exists() and self.weights_path() != latest else best
+        return TrainedRun(flow, cfg, last.step, best.step, best.best_val_nll, last.elapsed_s)
 
 
 def training_scope(train_fn: Callable[..., T]) -> Callable[..., T]:

@@ -1,6 +1,7 @@
-"""Loading a checkpoint that may be damaged or crafted: ``weights_only`` unpickling (tensors and plain
-containers, no code), the zip's CRC-32s, the Python callables a crafted file names (listed with
-``pickletools``, never run) and the entries a realnvp checkpoint must hold; each failure is one line."""
+"""Unpickling a torch file that may be damaged or crafted: ``weights_only`` loading (tensors and plain
+containers, no code), the zip's CRC-32s and the Python callables a crafted file names (listed with
+``pickletools``, never run); each failure is one line. What a checkpoint must hold is
+``realnvp.checkpoint``'s to check."""
 
 from __future__ import annotations
 
@@ -58,16 +59,17 @@ def code_named_in(path: Path) -> str | None:
     return None
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True`` (tensors and plain containers only: a crafted file cannot run
-    code); a missing, truncated or tampered file is a ``UserError``.
+def load_untrusted(path: Path) -> Any:
+    """What the torch file ``path`` holds, loaded with ``weights_only=True`` (tensors and plain
+    containers only: a crafted file cannot run code); a missing, truncated or tampered file is a
+    ``UserError``.
 
     Example:
-        >>> load_checkpoint(run_dir / "best.pt")["step"]
-        60
+        >>> sorted(load_untrusted(run_dir / "best.pt"))[:3]
+        ['batch_rng', 'best_val_nll', 'config']
         >>> (tmp / "torn.pt").write_bytes((run_dir / "best.pt").read_bytes()[:100])  # a cut-off copy
         100
-        >>> load_checkpoint(tmp / "torn.pt")
+        >>> load_untrusted(tmp / "torn.pt")
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: corrupt or truncated checkpoint .../torn.pt: File is not a zip file
@@ -97,32 +99,4 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as exc:  # any other failure to parse an untrusted file means it is damaged
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"corrupt or truncated checkpoint {path}: {first[:200]}") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise UserError(f"{path} is not a realnvp checkpoint (no model/config entries)")
-    if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
-        wrong = "config" if not isinstance(state["config"], dict) else "model"
-        raise UserError(f"{path} is not a realnvp checkpoint (its {wrong} is a {type(state[wrong]).__name__}, "
-                        f"not a table)")
     return state
-
-
-def check_entries(state: dict[str, Any], path: Path) -> None:
-    """The entries the readers of a trained run use besides the weights (the example shape and the
-    counters), present and of the right kind; else a ``UserError``.
-
-    Example:
-        >>> state = load_checkpoint(run_dir / "best.pt")
-        >>> check_entries(state, run_dir / "best.pt")
-        >>> check_entries({**state, "event_shape": None}, run_dir / "best.pt")
-        Traceback (most recent call last):
-        ...
-        realnvp.errors.UserError: .../best.pt is not a complete realnvp checkpoint (event_shape is None, ...)
-    """
-    shape = state.get("event_shape")
-    if not (isinstance(shape, (list, tuple)) and 0 < len(shape) <= 3
-            and all(isinstance(d, int) and 0 < d <= 2**16 for d in shape)):
-        raise UserError(f"{path} is not a complete realnvp checkpoint (event_shape is {str(shape)[:40]}, "
-                        f"expected a list of 1 to 3 sizes)")
-    for key in ("step", "elapsed_s", "best_val_nll"):
-        if not isinstance(state.get(key), (int, float)):
-            raise UserError(f"{path} is not a complete realnvp checkpoint (no number {key})")

@@ -20,10 +20,8 @@ from realnvp.data.splits import read_held_out
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_nll
 from realnvp.evaluation.conditional import read_with_context
-from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll, evaluate_run, mean_nll
+from realnvp.evaluation.metrics import BASELINE, bits_per_dim, dequantized_nll, evaluate_run, mean_nll
 from realnvp.rundir import RunDir
-
-BASELINE = "baseline_gaussian_test_nll_nats"
 
 
 def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
@@ -38,7 +36,7 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
         >>> metrics["n_test"], sorted(key for key in metrics if "nll" in key)
         (50, ['baseline_gaussian_test_nll_nats', 'test_nll_nats', 'test_nll_nats_per_dim'])
     """
-    flow, cfg, state = RunDir(run).load_flow("best")
+    flow, cfg, ckpt = RunDir(run).load_flow("best")
     splits = load_splits(cfg.data)
     c = None  # a conditional run's file holds each example's context too (evaluation/conditional.py)
     if flow.conditional:
@@ -54,7 +52,7 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
         ref = next(flow.parameters())
         nll = mean_nll(flow, torch.from_numpy(x).to(ref.device), context=c)
         metrics[BASELINE] = gaussian_nll(np.concatenate([splits.train, splits.val]), x)
-    metrics.update(test_nll_nats=nll, test_nll_nats_per_dim=nll / flow.event_size, best_step=int(state["step"]))
+    metrics.update(test_nll_nats=nll, test_nll_nats_per_dim=nll / flow.event_size, best_step=ckpt.step)
     return metrics
 
 
@@ -88,7 +86,10 @@ def run(args: argparse.Namespace) -> None:
         baseline_gaussian_test_nll_nats: ...
         ...
     """
-    metrics = evaluate_file(args.run, args.data) if args.data else evaluate_run(args.run)
+    if args.data:
+        metrics = evaluate_file(args.run, args.data)
+    else:  # why training stopped is train's to say: shown as the run's evaluation.json records it
+        metrics = {**evaluate_run(args.run), "stop_reason": (RunDir(args.run).evaluation() or {}).get("stop_reason")}
     broken = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
     if broken:  # (JSON has no NaN or Infinity, and a non-finite NLL is no result)
         raise UserError(f"{args.run}: {', '.join(broken)} not finite ({metrics[broken[0]]}): the flow overflows on "

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from realnvp.errors import UserError
-from realnvp.evaluation.metrics import bits_per_dim
+from realnvp.evaluation.metrics import BASELINE, bits_per_dim
 from realnvp.rundir import CONFIG, RunDir, read_json
 
 # The table: one score per run in the unit a person reads for it (nats/example for vectors, bits/dim
 # for images), the unit beside it, and the full-covariance Gaussian baseline in the same unit.
 COLUMNS = ("name", "data", "steps", "test_nll", "unit", "gaussian_nll", "params", "stop_reason")
-RAW = ("test_nll_nats", "bits_per_dim", "baseline_gaussian_test_nll_nats")  # --json also has these, as stored
+RAW = ("test_nll_nats", "bits_per_dim", BASELINE)  # --json also has these, as stored
 
 
 def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     row.update({key: evaluation.get(key) for key in RAW})
     row.update(data=evaluation.get("data", row["data"]), steps=evaluation.get("steps"),
                params=evaluation.get("n_params"), stop_reason=evaluation.get("stop_reason"))
-    gaussian = row["baseline_gaussian_test_nll_nats"]
+    gaussian = row[BASELINE]
     if row["bits_per_dim"] is not None:  # an image run: bits/dim, the Gaussian (if any) converted alike
         row.update(test_nll=row["bits_per_dim"], unit="bits/dim")
         if gaussian is not None and evaluation.get("dim") and evaluation.get("n_levels"):

@@ -86,13 +86,13 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"-n must be a positive number of samples, got {args.n}")
     if not (0 <= args.temperature <= 10):
         raise UserError(f"--temperature must be between 0 and 10, got {args.temperature}")
-    flow, cfg, state = RunDir(args.run).load_flow()
+    flow, cfg, ckpt = RunDir(args.run).load_flow()
     context = _context_of(flow, args)
     torch.manual_seed(args.seed)
     is_image = len(flow.event_shape) == 3
     args.n = args.n or (64 if is_image else 2000)
     if is_image:
-        _sample_images(flow, int(state.get("n_levels") or 256), args, out)
+        _sample_images(flow, ckpt.n_levels or 256, args, out)
     else:
         samples = flow.sample(args.n, temperature=args.temperature, context=context).numpy()
         if out.suffix.lower() == ".npy":

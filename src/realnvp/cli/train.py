@@ -12,7 +12,7 @@ from realnvp.config import Config, check_settings, load_config
 from realnvp.data import IMAGE_DATASETS
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
-from realnvp.rundir import RunDir
+from realnvp.rundir import EVALUATION, RunDir
 from realnvp.training.distributed import teardown
 from realnvp.training.loop import train
 from realnvp.viz.pictures import write_pictures
@@ -91,16 +91,16 @@ def run(args: argparse.Namespace) -> None:
         teardown(result.dist)
         if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
             return
-        metrics = evaluate_run(run_dir.path)
-        metrics["stop_reason"] = result.stop_reason
+        trained = result.to_cpu()  # the best weights, as best.pt holds them: evaluated and drawn without a reload
+        metrics = {**evaluate_run(run_dir.path, trained), "stop_reason": result.stop_reason}
         run_dir.write_evaluation(metrics)
         if not args.no_pictures:
-            for path in write_pictures(run_dir.path):
+            for path in write_pictures(run_dir.path, trained=trained):
                 say(f"wrote {path}")
     if "bits_per_dim" in metrics:
         say(f"test {metrics['bits_per_dim']:.4f} bits/dim ({metrics['bits_per_dim_iw']:.4f} with the "
             f"{metrics['test_draws']}-sample bound)")
     say(f"test NLL {metrics['test_nll_nats']:.4f} nats/example, "
-        f"inverse error {metrics['inverse_max_abs_error']:.2e}; metrics in {run_dir / 'evaluation.json'}")
+        f"inverse error {metrics['inverse_max_abs_error']:.2e}; metrics in {run_dir / EVALUATION}")
     if args.json:
         print(json.dumps(metrics))

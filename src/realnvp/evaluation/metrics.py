@@ -15,7 +15,9 @@ from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_nll
 from realnvp.flow import Flow
-from realnvp.rundir import CHECKPOINT, RunDir, load_checkpoint
+from realnvp.rundir import RunDir, TrainedRun
+
+BASELINE = "baseline_gaussian_test_nll_nats"  # the full-covariance Gaussian's test NLL beside the flow's (vectors)
 
 
 def _chunk(flow: Flow, batch_size: int | None) -> int:
@@ -162,8 +164,10 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 1000)
     }
 
 
-def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """The metrics of a run's best weights on its own train and test splits.
+def evaluate_run(run_dir: str | Path, trained: TrainedRun | None = None) -> dict[str, Any]:
+    """The metrics of a run's best weights on its own train and test splits, with the counters of its
+    training. ``trained``: the run's flow and counters when the caller has them (``train``'s result,
+    moved to the CPU), else read from the run's checkpoints.
 
     Example:
         >>> metrics = evaluate_run(run_dir)
@@ -174,8 +178,8 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
           'val_nll_nats'], True)
     """
     run = RunDir(run_dir)
-    flow, cfg, state = run.load_flow("best")
-    last = load_checkpoint(run / CHECKPOINT) if (run / CHECKPOINT).exists() else state
+    trained = trained or run.trained()
+    flow, cfg = trained.flow, trained.cfg
     splits = load_splits(cfg.data, labels=cfg.model.conditional)
     if splits.n_levels:
         metrics = _image_metrics(flow, splits, cfg.data.test_draws)
@@ -185,8 +189,7 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         # The full-covariance Gaussian of every non-test row (what a whitened flow starts from), scored
         # on the same test rows (baselines.py).
         metrics = {"test_nll_nats": test_nll,
-                   "baseline_gaussian_test_nll_nats": gaussian_nll(np.concatenate([splits.train, splits.val]),
-                                                                   splits.test),
+                   BASELINE: gaussian_nll(np.concatenate([splits.train, splits.val]), splits.test),
                    "train_nll_nats": mean_nll(flow, train_x, context=splits.train_c),
                    "test_nll_nats_per_dim": test_nll / flow.event_size,
                    "inverse_max_abs_error": inverse_max_abs_error(
@@ -201,13 +204,11 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         # Conditional runs: every NLL above is log p(x | context); say which context it was given.
         **({"conditional_on": "class label" if splits.n_levels else f"columns {list(cfg.data.context_columns)}",
             "n_context": cfg.model.n_context} if cfg.model.conditional else {}),
-        "val_nll_nats": state["best_val_nll"] if math.isfinite(state["best_val_nll"]) else None,
+        "val_nll_nats": trained.best_val_nll if math.isfinite(trained.best_val_nll) else None,
         "n_params": flow.n_params(),
-        "steps": int(last["step"]),
-        "best_step": int(state["step"]),
-        "train_seconds": round(float(last["elapsed_s"]), 2),
+        "steps": trained.step,
+        "best_step": trained.best_step,
+        "train_seconds": round(float(trained.elapsed_s), 2),
         "n_train": len(splits.train),
         "n_test": len(splits.test),
-        # Why training stopped is known only to train, which wrote it into evaluation.json (None before).
-        "stop_reason": (run.evaluation() or {}).get("stop_reason"),
     }

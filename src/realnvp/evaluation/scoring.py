@@ -121,9 +121,9 @@ def _flow_levels_draws(run: str | os.PathLike | Flow, n_levels: int | None, draw
     if isinstance(run, Flow):
         width = run.event_size + run.context_size
         return run, n_levels or 0, draws or 10, tuple(range(run.event_size, width))
-    flow, cfg, state = RunDir(run).load_flow()
+    flow, cfg, ckpt = RunDir(run).load_flow()
     if n_levels is None:
-        n_levels = int(state.get("n_levels") or 0) if len(flow.event_shape) == 3 else 0
+        n_levels = ckpt.n_levels if len(flow.event_shape) == 3 else 0
     return flow, n_levels, draws or cfg.data.test_draws, tuple(cfg.data.context_columns)
 
 

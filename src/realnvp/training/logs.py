@@ -13,8 +13,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from realnvp.errors import UserError
-
-TENSORBOARD_DIR = "tensorboard"
+from realnvp.rundir import TENSORBOARD
 
 
 class MetricsLogger:
@@ -64,7 +63,7 @@ def metrics_logger(enabled: bool, run_dir: str | Path) -> MetricsLogger:
         >>> type(metrics_logger(False, "runs/x")).__name__
         'MetricsLogger'
     """
-    return TensorBoardLogger(Path(run_dir) / TENSORBOARD_DIR) if enabled else MetricsLogger()
+    return TensorBoardLogger(Path(run_dir) / TENSORBOARD) if enabled else MetricsLogger()
 
 
 class Progress:

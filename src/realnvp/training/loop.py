@@ -11,12 +11,13 @@ from typing import Any
 
 import torch
 
+from realnvp.checkpoint import Checkpoint
 from realnvp.config import Config, check_settings
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import mean_nll
 from realnvp.flow import Flow
 from realnvp.models import build_model
-from realnvp.rundir import BEST, RunDir, load_checkpoint, save_checkpoint, training_scope
+from realnvp.rundir import BEST, RunDir, TrainedRun, training_scope
 from realnvp.training.crossval import settle_steps
 from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_clock
 from realnvp.training.guard import NonFiniteGuard
@@ -35,21 +36,20 @@ from realnvp.training.step import (
 
 
 @dataclass
-class TrainResult:
-    """What ``train`` hands back: the flow, where and why training stopped, and this process's rank.
+class TrainResult(TrainedRun):
+    """What ``train`` hands back: the flow with the best-validation weights (``best.pt``'s; the last
+    evaluated ones when there is no validation split) on the training device, its config, where and why
+    training stopped, and this process's rank. It is a ``TrainedRun``: evaluation and pictures take it.
 
     Example:
         >>> from realnvp.config import load_config
         >>> cfg = load_config("moons", ["train.steps=20", "model.hidden=8", "data.n_train=500"])
         >>> result = train(cfg, tmp / "result", progress=False, log=lambda *args: None)
-        >>> result.step, result.stop_reason, result.dist.is_main, result.flow.training
-        (20, 'reached 20 steps', True, False)
+        >>> result.step, result.best_step, result.stop_reason, result.dist.is_main, result.flow.training
+        (20, 20, 'reached 20 steps', True, False)
     """
 
-    flow: Flow  # the best-validation weights (or the last ones when there is no validation split)
-    step: int
     stop_reason: str
-    best_val_nll: float
     dist: DistInfo  # which rank this process was; only rank 0 should write pictures and metrics
 
 
@@ -190,14 +190,11 @@ class _Job:
         """This rank's share of the global batch, in the memory layout the model runs fastest with."""
         return local_slice(batch, self.info).contiguous(memory_format=self.memory_format)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything ``--resume`` needs to continue bit for bit (``resume.TRAINING_KEYS``), plus what
-        ``load`` needs to rebuild the flow."""
-        return {"config": self.cfg.to_dict(), "event_shape": list(self.data.event_shape),
-                "model": self.flow.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "batch_rng": self.batches.get_state(), "torch_rng": torch.get_rng_state(), "step": self.step,
-                "elapsed_s": self.elapsed, "best_val_nll": self.best_val, "stale": self.stale,
-                "n_params": self.flow.n_params(), "n_levels": self.data.levels, "lr_scale": self.guard.lr_scale}
+    def snapshot(self) -> Checkpoint:
+        """Everything ``--resume`` needs to continue bit for bit, and ``load`` to rebuild the flow."""
+        return Checkpoint(self.cfg, self.data.event_shape, self.flow.state_dict(), self.optimizer.state_dict(),
+                          self.batches.get_state(), torch.get_rng_state(), self.step, self.elapsed, self.best_val,
+                          self.stale, self.flow.n_params(), self.data.levels, self.guard.lr_scale)
 
 
 class _RunningMean:
@@ -222,7 +219,7 @@ class _RunningMean:
 
 
 def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ...], info: DistInfo,
-              log: Any) -> tuple[dict[str, Any], Path] | None:
+              log: Any) -> tuple[Checkpoint, Path] | None:
     """Check the run directory, read the checkpoint to resume from (if any) and check it fits ``cfg``;
     only then does rank 0 write ``config.json`` and tidy what a killed run left behind. Returns the
     checkpoint state and its path, or None for a fresh start."""
@@ -245,7 +242,7 @@ def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ..
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             run.write_config(cfg)
-            tidy(run_dir, int(latest[0]["step"]) if latest else 0)
+            tidy(run_dir, latest[0].step if latest else 0)
     except OSError as exc:
         raise UserError(f"cannot write to run directory {run_dir}: {exc.strerror}") from None
     if resume and not latest:
@@ -254,7 +251,7 @@ def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ..
 
 
 def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, info: DistInfo,
-           latest: tuple[dict[str, Any], Path] | None, log: Any) -> _Job:
+           latest: tuple[Checkpoint, Path] | None, log: Any) -> _Job:
     """Build the flow and optimizer (seeded with ``train.seed``), restore the checkpoint when resuming,
     arm the non-finite guard and wrap the flow for DDP and ``torch.compile`` as asked."""
     t = cfg.train
@@ -266,13 +263,12 @@ def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, i
     batches = torch.Generator(device=device).manual_seed(t.seed)
     counters: dict[str, Any] = {}
     if latest:
-        state, path = latest
-        restore(state, flow, optimizer, batches, path)
-        counters = {"step": state["step"], "elapsed": state["elapsed_s"], "best_val": state["best_val_nll"],
-                    "stale": state["stale"]}
-        log(f"resumed {run.path} at step {state['step']} from {path.name}")
+        ckpt, path = latest
+        restore(ckpt, flow, optimizer, batches, path)
+        counters = {"step": ckpt.step, "elapsed": ckpt.elapsed_s, "best_val": ckpt.best_val_nll, "stale": ckpt.stale}
+        log(f"resumed {run.path} at step {ckpt.step} from {path.name}")
     # Rejects non-finite steps: rolls back to the last checkpointed state with half the learning rate.
-    guard = NonFiniteGuard(flow, optimizer, t.max_bad_steps, log, latest[0].get("lr_scale", 1.0) if latest else 1.0)
+    guard = NonFiniteGuard(flow, optimizer, t.max_bad_steps, log, latest[0].lr_scale if latest else 1.0)
     guard.mark_good(counters.get("step", 0))
     # Convolutions on a GPU run fastest with channels-last tensors (NHWC); the maths is unchanged.
     memory_format = (torch.channels_last if device.type == "cuda" and len(data.event_shape) == 3
@@ -303,7 +299,7 @@ def _keep_baseline(job: _Job) -> None:
         job.best_val = nll.mean().item() - nll.std().nan_to_num().item() / math.sqrt(len(nll))
         job.flow.train()
     if job.info.is_main:
-        save_checkpoint(job.run.path / BEST, job.snapshot())
+        job.snapshot().write(job.run / BEST)
 
 
 def _roll_back(job: _Job, display: Progress, batch: torch.Tensor, step: int,
@@ -339,10 +335,10 @@ def _evaluate_and_save(job: _Job) -> dict[str, Any]:
             job.metrics_log(running)
         job.run.append_metrics(record)
         job.metrics_log(record)
-        state = job.snapshot()
+        ckpt = job.snapshot()
         if improved:
-            save_checkpoint(job.run / BEST, state)
-        save_latest(job.run.path, state)
+            ckpt.write(job.run / BEST)
+        save_latest(job.run.path, ckpt)
     job.pending.clear()
     job.guard.mark_good(job.step)
     return record
@@ -355,10 +351,12 @@ def _early_stopping(job: _Job) -> str:
 
 
 def _finish(job: _Job, stop_reason: str) -> TrainResult:
-    """Load the best weights (rank 0's, once every rank is done) into the flow and hand it back."""
+    """Load the best weights (``best.pt``, rank 0's, once every rank is done) into the flow and hand it
+    back with the counters; training ended at an evaluation, so ``job`` holds the latest checkpoint's."""
     job.metrics_log.close()
     if job.info.enabled:
         torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone reads it
-    best = load_checkpoint(job.run / BEST)
-    job.flow.load_state_dict(best["model"])
-    return TrainResult(job.flow.eval(), job.step, stop_reason, job.best_val, job.info)
+    best = Checkpoint.read(job.run / BEST)
+    job.flow.load_state_dict(best.model)
+    return TrainResult(job.flow.eval(), job.cfg, job.step, best.step, job.best_val, job.elapsed, stop_reason,
+                       job.info)

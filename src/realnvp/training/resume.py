@@ -14,22 +14,13 @@ from typing import Any
 import torch
 
 from realnvp.atomic import atomic_write_bytes, fsync_dir
+from realnvp.checkpoint import Checkpoint
 from realnvp.config import Config
 from realnvp.errors import UserError
-from realnvp.rundir import (
-    CHECKPOINT,
-    METRICS,
-    PREVIOUS,
-    RUN_FILES,
-    load_checkpoint,
-    save_checkpoint,
-)
-
-# Everything a checkpoint must hold to continue training where it stopped.
-TRAINING_KEYS = ("model", "optimizer", "batch_rng", "torch_rng", "step", "elapsed_s", "best_val_nll", "stale")
+from realnvp.rundir import CHECKPOINT, METRICS, PREVIOUS, RUN_FILES
 
 
-def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
+def save_latest(run_dir: Path, ckpt: Checkpoint) -> None:
     """Rename the current ``checkpoint.pt`` to ``checkpoint.prev.pt`` (atomic), then write the new one
     atomically. At every instant the newest complete checkpoint is one of the two names (just after
     the rename only the previous one exists; ``load_latest`` looks at both), and the two are always
@@ -37,32 +28,29 @@ def save_latest(run_dir: Path, state: dict[str, Any]) -> None:
 
     Example:
         >>> (tmp / "rotation").mkdir()
+        >>> ckpt = Checkpoint.read(run_dir / CHECKPOINT)
         >>> for step in (10, 20):
-        ...     save_latest(tmp / "rotation", {"model": {}, "config": {}, "step": step})
-        >>> [load_checkpoint(tmp / "rotation" / name)["step"] for name in (CHECKPOINT, PREVIOUS)]
+        ...     ckpt.step = step
+        ...     save_latest(tmp / "rotation", ckpt)
+        >>> [Checkpoint.read(tmp / "rotation" / name).step for name in (CHECKPOINT, PREVIOUS)]
         [20, 10]
     """
     latest = run_dir / CHECKPOINT
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS)
         fsync_dir(run_dir)
-    save_checkpoint(latest, state)
+    ckpt.write(latest)
 
 
-def _finite_weights(state: dict[str, Any]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in state["model"].values()
-               if isinstance(t, torch.Tensor) and t.is_floating_point())
-
-
-def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any], Path] | None:
+def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[Checkpoint, Path] | None:
     """The newest valid training checkpoint of ``run_dir`` and its path, or None if it has none yet.
 
     ``checkpoint.pt`` and ``checkpoint.prev.pt`` are both read; damaged, incomplete or non-finite
     ones are skipped with a message. If every one present is damaged that is a ``UserError``.
 
     Example:
-        >>> state, path = load_latest(run_dir, print)
-        >>> state["step"], path.name
+        >>> ckpt, path = load_latest(run_dir, print)
+        >>> ckpt.step, path.name
         (60, 'checkpoint.pt')
         >>> load_latest(tmp / "new", print) is None
         True
@@ -72,42 +60,39 @@ def load_latest(run_dir: Path, log: Callable[..., Any]) -> tuple[dict[str, Any],
         if not path.exists():
             continue
         try:
-            state = load_checkpoint(path)
-            missing = [k for k in TRAINING_KEYS if k not in state]
-            if missing:
-                raise UserError(f"{path} is not a training checkpoint (no {', '.join(missing)})")
-            if not _finite_weights(state):
+            ckpt = Checkpoint.read(path)
+            if ckpt.non_finite():
                 raise UserError(f"{path} holds non-finite weights")
         except UserError as exc:
             problems.append(str(exc))
             continue
-        found.append((int(state["step"]), state, path))
+        found.append((ckpt, path))
     if not found:
         if problems:
             raise UserError(f"cannot resume {run_dir}: no valid checkpoint ({'; '.join(problems)})")
         return None
-    step, state, path = max(found, key=lambda f: f[0])  # ties keep checkpoint.pt, the first
+    ckpt, path = max(found, key=lambda f: f[0].step)  # ties keep checkpoint.pt, the first
     for problem in problems:
-        log(f"skipped a damaged checkpoint: {problem}; resuming from {path.name} (step {step})")
-    return state, path
+        log(f"skipped a damaged checkpoint: {problem}; resuming from {path.name} (step {ckpt.step})")
+    return ckpt, path
 
 
-def check_compatible(state: dict[str, Any], cfg: Config, event_shape: tuple[int, ...], path: Path) -> None:
+def check_compatible(ckpt: Checkpoint, cfg: Config, event_shape: tuple[int, ...], path: Path) -> None:
     """A run resumes only with the same data and model settings and example shape; train settings
     (steps, learning rate, budget...) may change. The message names up to three differences.
 
     Example:
-        >>> state, path = load_latest(run_dir, print)
-        >>> cfg = Config.from_dict(state["config"])
+        >>> ckpt, path = load_latest(run_dir, print)
+        >>> cfg = Config.from_dict(ckpt.config.to_dict())
         >>> cfg.model.n_couplings += 1
         >>> cfg.data.name = "circles"
-        >>> check_compatible(state, cfg, (2,), path)  # doctest: +ELLIPSIS
+        >>> check_compatible(ckpt, cfg, (2,), path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: cannot resume from ...: data.name is 'moons' in the run, 'circles' now; \
 model.n_couplings is 2 in the run, 3 now (only train.* settings may change)
     """
-    saved = Config.from_dict(state["config"], origin=str(path))
+    saved = ckpt.config
     diffs = [f"{section}.{f.name} is {getattr(old, f.name)!r} in the run, {getattr(new, f.name)!r} now"
              for section in ("data", "model")
              for old, new in [(getattr(saved, section), getattr(cfg, section))]
@@ -115,31 +100,30 @@ model.n_couplings is 2 in the run, 3 now (only train.* settings may change)
     if diffs:
         more = f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""
         raise UserError(f"cannot resume from {path}: {'; '.join(diffs[:3])}{more} (only train.* settings may change)")
-    if tuple(state["event_shape"]) != event_shape:
-        raise UserError(f"cannot resume from {path}: the run has examples of shape {tuple(state['event_shape'])}, "
+    if ckpt.event_shape != event_shape:
+        raise UserError(f"cannot resume from {path}: the run has examples of shape {ckpt.event_shape}, "
                         f"the data has {event_shape}")
 
 
-def restore(state: dict[str, Any], flow: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def restore(ckpt: Checkpoint, flow: torch.nn.Module, optimizer: torch.optim.Optimizer,
             batches: torch.Generator, path: Path) -> None:
     """Load weights, optimizer moments and both random streams; a tampered state is a ``UserError``.
 
     Example:
-        >>> from realnvp.rundir import flow_from_state
-        >>> state, path = load_latest(run_dir, print)
-        >>> flow, _ = flow_from_state(state, path)
-        >>> restore(state, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)
-        >>> tampered = {**state, "batch_rng": torch.zeros(3, dtype=torch.uint8)}
-        >>> restore(tampered, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)  # doctest: +ELLIPSIS
+        >>> ckpt, path = load_latest(run_dir, print)
+        >>> flow = ckpt.build_flow(path)
+        >>> restore(ckpt, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)
+        >>> ckpt.batch_rng = torch.zeros(3, dtype=torch.uint8)  # tampered
+        >>> restore(ckpt, flow, torch.optim.Adam(flow.parameters()), torch.Generator(), path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         realnvp.errors.UserError: cannot resume from ...
     """
     try:
-        flow.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        batches.set_state(state["batch_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        flow.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        batches.set_state(ckpt.batch_rng)
+        torch.set_rng_state(ckpt.torch_rng)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot resume from {path}: {str(exc).strip().splitlines()[0][:200]}") from None
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import html
 import io
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +16,15 @@ from PIL import Image
 
 from realnvp.atomic import atomic_write_bytes
 from realnvp.config import Config
-from realnvp.data import load_splits
 from realnvp.errors import UserError
-from realnvp.evaluation.metrics import evaluate_run
+from realnvp.evaluation.metrics import BASELINE, evaluate_run
 from realnvp.rundir import CONFIG, REPORT, RunDir, load
-from realnvp.viz.animate import animate
-from realnvp.viz.conditional import write_conditional_pictures
 from realnvp.viz.curves import curves_png, nll_unit
 from realnvp.viz.html import CSS, figure, html_table, row
-from realnvp.viz.images import _zoom_for, animate_images, grid, labelled, scale_headers
-from realnvp.viz.pictures import column_names, data_label
-from realnvp.viz.plots import corner, data_and_samples, log_density
+from realnvp.viz.images import _zoom_for, grid, labelled, scale_headers
+from realnvp.viz.pictures import REGISTRY, Scene, kind_of, picture_bytes
 
 TEMPERATURES = (0.5, 0.75)  # the image grids' lower temperatures, beside temperature 1 (the paper samples below 1)
-BASELINE = "baseline_gaussian_test_nll_nats"  # evaluation.json: the full-covariance Gaussian's test NLL (vectors)
 # Settings that only one kind of run reads (config.py); the report's table leaves the others out.
 IMAGE_ONLY = {"data.flip", "data.download", "data.image_size", "data.test_draws", "model.n_scales",
               "model.feature_maps", "model.n_blocks", "model.conditioner_norm", "model.scale_couplings",
@@ -103,50 +96,19 @@ def relevant_settings(cfg: Config) -> list[tuple[str, Any]]:
             if f"{section}.{key}" not in skip and not (key.endswith("path") and value == "")]
 
 
-def _png(draw: Callable[[Any], None]) -> bytes:
-    """Bytes of the PNG that ``draw(path_or_buffer)`` saves."""
-    buffer = io.BytesIO()
-    draw(buffer)
-    return buffer.getvalue()
-
-
-def _gif(existing: dict[str, bytes], draw: Callable[[Path], None]) -> bytes:
-    """The run's own animation.gif, or one drawn afresh by ``draw(path)``."""
-    if "animation.gif" not in existing:
-        with tempfile.TemporaryDirectory() as tmp:
-            draw(Path(tmp) / "animation.gif")
-            existing["animation.gif"] = (Path(tmp) / "animation.gif").read_bytes()
-    return existing.pop("animation.gif")
-
-
-def _vector_pictures(flow: Any, data: np.ndarray, cfg: Config, existing: dict[str, bytes]) -> tuple[str, str]:
+def _vector_pictures(shown: dict[str, bytes], dim: int) -> tuple[str, str]:
     """``(headline, samples)`` HTML for a vector run: the log-density (2-D) or corner plot first, then
-    samples beside data and the layer-by-layer animation; the run's own pictures when training drew them."""
-    label, dim = data_label(cfg.data), flow.event_size
-    names = column_names(cfg.data, dim)
-    torch.manual_seed(0)
-    samples = flow.sample(min(2000, len(data))).numpy()
-    if "samples.png" not in existing:
-        existing["samples.png"] = _png(lambda f: data_and_samples(
-            data[: len(samples)], samples, f, title=f"{label}: data vs Real NVP samples", names=names))
-    if dim == 2:
-        if "density.png" not in existing:
-            existing["density.png"] = _png(lambda f: log_density(
-                flow, data, f, title=f"{label}: model log-density log p(x)", names=names))
-        headline = figure(existing.pop("density.png"), "model log-density log p(x) in nats, clipped a few nats "
-                          "below the data's lowest log-densities (the floor is in the colour bar)")
+    samples beside data and the layer-by-layer animation."""
+    if "density" in shown:
+        headline = figure(shown["density"], "model log-density log p(x) in nats, clipped a few nats below the "
+                          "data's lowest log-densities (the floor is in the colour bar)")
     else:
-        if "corner.png" not in existing:
-            existing["corner.png"] = _png(lambda f: corner(data[: len(samples)], samples, f, title=label,
-                                                           names=names))
-        headline = figure(existing.pop("corner.png"), "every pair of coordinates: data below the diagonal, "
-                          "samples above, histograms on it" + (f" (first 6 of {dim})" if dim > 6 else ""))
-    shown = "" if dim == 2 else f", coordinates 1 and 2 of {dim}"
-    gif = _gif(existing, lambda path: animate(flow, path, n=600, frames_per_layer=4, data=data))
-    samples_html = row(figure(existing.pop("samples.png"), f"training data (left) beside samples (right){shown}",
-                              width=740), figure(gif, "base samples bent through each layer in turn", "image/gif",
-                                                 width=400))
-    return headline, samples_html
+        headline = figure(shown["corner"], "every pair of coordinates: data below the diagonal, samples above, "
+                          "histograms on it" + (f" (first 6 of {dim})" if dim > 6 else ""))
+    which = "" if dim == 2 else f", coordinates 1 and 2 of {dim}"
+    samples = row(figure(shown["samples"], f"training data (left) beside samples (right){which}", width=740),
+                  figure(shown["animation"], "base samples bent through each layer in turn", "image/gif", width=400))
+    return headline, samples
 
 
 def _grid_png(images: np.ndarray, height: int, title: str, ncol: int = 8) -> bytes:
@@ -157,69 +119,55 @@ def _grid_png(images: np.ndarray, height: int, title: str, ncol: int = 8) -> byt
 
 
 @torch.no_grad()
-def _image_pictures(flow: Any, data: np.ndarray, n_levels: int, n_scales: int,
-                    existing: dict[str, bytes]) -> tuple[str, str]:
-    """``(headline, samples)`` HTML for an image run: training images beside samples at temperature 1
-    first; then lower temperatures in a row, what each scale encodes and the animation."""
-    height = flow.event_shape[1]
-    shown = (data[:64].astype(np.float32) + 0.5) / n_levels  # pixel-level centres, on the samples' scale
-    grids = {}
-    for temperature in (1.0, *TEMPERATURES):
+def _image_pictures(scene: Scene, shown: dict[str, bytes]) -> tuple[str, str]:
+    """``(headline, samples)`` HTML for an image run: training images beside the samples at temperature 1
+    first; then lower temperatures in a row (drawn here), what each scale encodes and the animation."""
+    flow, height = scene.flow, scene.flow.event_shape[1]
+    shown_images = (scene.splits.train[:64].astype(np.float32) + 0.5) / scene.splits.n_levels  # level centres
+    lower = []
+    for temperature in TEMPERATURES:
         torch.manual_seed(0)
         samples = flow.sample(64, temperature=temperature).clamp(0, 1).cpu().numpy()
-        grids[temperature] = figure(_grid_png(samples, height, f"Real NVP samples, temperature {temperature:g}"),
-                                    f"samples at temperature {temperature:g}")
-    for name in [n for n in existing if n.startswith("samples")]:  # the same grids, drawn by training
-        existing.pop(name)
-    headline = row(figure(_grid_png(shown, height, "training images"), "training images"), grids.pop(1.0))
-    parts = ["<h3>Lower temperatures (samples drawn from N(0, T&sup2; I) in the latent space)</h3>",
-             row(*grids.values())]
-    scales = []
-    if "scales.png" in existing:
-        columns = ", ".join(scale_headers(n_scales)[1:])
-        scales.append(figure(existing.pop("scales.png"), "what each scale encodes: each row a training image, "
-                             f"then the image with one scale's latents resampled, columns {columns} "
-                             "(scale 1 is factored out first, at full resolution)", width=420))
-    parts.append(row(*scales, figure(_gif(existing, lambda path: animate_images(flow, path)),
-                                     "base samples turned into images layer by layer", "image/gif")))
-    return headline, "\n".join(parts)
+        lower.append(figure(_grid_png(samples, height, f"Real NVP samples, temperature {temperature:g}"),
+                            f"samples at temperature {temperature:g}"))
+    headline = row(figure(_grid_png(shown_images, height, "training images"), "training images"),
+                   figure(shown["samples"], "samples at temperature 1"))
+    columns = ", ".join(scale_headers(scene.n_scales)[1:])
+    scales = figure(shown["scales"], "what each scale encodes: each row a training image, then the image with "
+                    f"one scale's latents resampled, columns {columns} (scale 1 is factored out first, at full "
+                    "resolution)", width=420)
+    return headline, "\n".join([
+        "<h3>Lower temperatures (samples drawn from N(0, T&sup2; I) in the latent space)</h3>", row(*lower),
+        row(scales, figure(shown["animation"], "base samples turned into images layer by layer", "image/gif"))])
 
 
-def _conditional_pictures(flow: Any, splits: Any, cfg: Config, existing: dict[str, bytes]) -> tuple[str, str]:
-    """``(headline, samples)`` HTML for a conditional run: the class-by-temperature grid (images) or
-    the density at four contexts (2-D) and samples drawn with the data's own contexts; the run's own
-    pictures when training drew them (viz/conditional.py), else drawn here."""
-    wanted = ["classes.png"] if flow.n_classes else ["samples.png", "contexts.png" if flow.event_size == 2 and
-                                                     flow.context_size == 1 else "corner.png"]
-    if not all(name in existing for name in wanted):
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in write_conditional_pictures(Path(tmp), flow, splits.train, splits.train_c,
-                                                   data_label(cfg.data), n=2000):
-                existing.setdefault(path.name, path.read_bytes())
-    if flow.n_classes:
-        gif = _gif(existing, lambda path: animate_images(flow, path))
-        return (figure(existing.pop("classes.png"), "samples of each class (one row per class) at four temperatures"),
-                figure(gif, "base samples turned into images layer by layer, one class after another", "image/gif"))
-    headline = figure(existing.pop(wanted[1]), "model log-density log p(x | c) at four contexts" if
-                      wanted[1] == "contexts.png" else "every pair of coordinates: data and samples")
-    gif = _gif(existing, lambda path: animate(flow, path, n=600, frames_per_layer=4, data=splits.train,
-                                              context=splits.train_c[:600]))
-    return headline, row(figure(existing.pop("samples.png"), "training rows beside samples drawn with the same "
-                                "rows' contexts", width=740), figure(gif, "base samples bent through each layer "
-                                                                     "(given training contexts)", "image/gif", 400))
+def _conditional_pictures(shown: dict[str, bytes]) -> tuple[str, str]:
+    """``(headline, samples)`` HTML for a conditional run: the class-by-temperature grid (images) or the
+    density at four contexts (2-D) or corner plot, and samples drawn with the data's own contexts."""
+    if "classes" in shown:
+        return (figure(shown["classes"], "samples of each class (one row per class) at four temperatures"),
+                figure(shown["animation"], "base samples turned into images layer by layer, one class after "
+                       "another", "image/gif"))
+    headline = (figure(shown["contexts"], "model log-density log p(x | c) at four contexts") if "contexts" in shown
+                else figure(shown["corner"], "every pair of coordinates: data and samples"))
+    return headline, row(figure(shown["samples"], "training rows beside samples drawn with the same rows' "
+                                "contexts", width=740), figure(shown["animation"], "base samples bent through each "
+                                                               "layer (given training contexts)", "image/gif", 400))
 
 
-def _page(name: str, cfg: Config, flow: Any, metrics: dict[str, Any], splits: Any, existing: dict[str, bytes],
-          records: list[dict[str, Any]]) -> str:
-    """The whole page: headline number and figure, curves, samples, metrics, settings, other pictures."""
+def _page(name: str, cfg: Config, scene: Scene, metrics: dict[str, Any], shown: dict[str, bytes],
+          others: dict[str, bytes], records: list[dict[str, Any]]) -> str:
+    """The whole page: headline number and figure, curves, samples, metrics, settings, other pictures
+    (``shown``: the run's registered pictures by name; ``others``: any other picture file in the run)."""
+    flow, n_levels = scene.flow, scene.splits.n_levels
     if flow.conditional:
-        headline, samples = _conditional_pictures(flow, splits, cfg, existing)
+        headline, samples = _conditional_pictures(shown)
     elif len(flow.event_shape) == 1:
-        headline, samples = _vector_pictures(flow, splits.train, cfg, existing)
+        headline, samples = _vector_pictures(shown, flow.event_size)
     else:
-        headline, samples = _image_pictures(flow, splits.train, splits.n_levels, cfg.model.n_scales, existing)
-    unit, _ = nll_unit(flow.event_size, splits.n_levels)
-    curves = (figure(curves_png(records, flow.event_size, splits.n_levels),
+        headline, samples = _image_pictures(scene, shown)
+    unit, _ = nll_unit(flow.event_size, n_levels)
+    curves = (figure(curves_png(records, flow.event_size, n_levels),
                      f"NLL in {unit} against the training step (train, validation) and the learning rate")
               if records else "<p class='note'>no metrics.jsonl records</p>")
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>realnvp report: {name}"
@@ -232,10 +180,10 @@ def _page(name: str, cfg: Config, flow: Any, metrics: dict[str, Any], splits: An
              f"<p class='note'>{NLL_NOTE_IMAGES if len(flow.event_shape) == 3 else NLL_NOTE}</p>",
              f"<details><summary>Configuration (the settings a {cfg.model.kind} run reads; config.json holds "
              "every one)</summary>", html_table(relevant_settings(cfg), ("setting", "value")), "</details>"]
-    if existing:  # per-scale pictures and anything else training drew
+    if others:  # per-scale pictures and anything else in the run
         parts.append("<h2>More pictures from the run</h2>")
         parts.append(row(*[figure(blob, file, "image/gif" if file.endswith(".gif") else "image/png")
-                           for file, blob in existing.items()]))
+                           for file, blob in others.items()]))
     parts.append("</body></html>\n")
     return "\n".join(part for part in parts if part)
 
@@ -260,10 +208,12 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     cfg = run.config()
     flow = load(run_dir)
     metrics = run.evaluation() or evaluate_run(run_dir)  # missing or torn: recompute
-    existing = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
-                if p.suffix.lower() in (".png", ".gif") and p.is_file()}
-    page = _page(html.escape(run_dir.resolve().name), cfg, flow, metrics,
-                 load_splits(cfg.data, labels=cfg.model.conditional), existing, run.metrics())
+    scene = Scene.of(flow, cfg)
+    registered = {picture.file for picture in REGISTRY[kind_of(flow)]}
+    others = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
+              if p.suffix.lower() in (".png", ".gif") and p.is_file() and p.name not in registered}
+    page = _page(html.escape(run_dir.resolve().name), cfg, scene, metrics, picture_bytes(run_dir, scene), others,
+                 run.metrics())
     try:
         atomic_write_bytes(out, page.encode())
     except OSError as exc:
