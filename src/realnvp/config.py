@@ -48,6 +48,11 @@ class DataConfig:
     # Conditional vector models: these columns (0-based) of the table are the context c; the flow models
     # the density of the other columns given them, p(x | c) (data/labels.py).
     context_columns: tuple[int, ...] = ()
+    # Tables (data/vectors.py, data/columns.py): rows with a missing cell (NA, empty) are refused or dropped;
+    # constant columns are refused or dropped; each column's type is detected ("auto") or given.
+    missing: str = "refuse"  # refuse | drop
+    constant: str = "refuse"  # refuse | drop
+    column_types: str = "auto"  # auto | one type per column (real,log,logit,integer,count) | NAME=TYPE,...
 
 
 @dataclass
@@ -277,7 +282,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "train.time_budget": (0, 10**8, True), "train.seed": (0, SEED_MAX, True), "train.max_bad_steps": (0, 1000, False),
 }
 MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of hidden layers
-CHOICES = {"train.lr_schedule": ("constant", "cosine", "cosine_time"), "train.device": ("auto", "cpu", "cuda"),
+CHOICES = {"data.missing": ("refuse", "drop"), "data.constant": ("refuse", "drop"),
+           "train.lr_schedule": ("constant", "cosine", "cosine_time"), "train.device": ("auto", "cpu", "cuda"),
            "train.precision": ("fp32", "bf16", "auto"), "model.kind": ("vector", "image"),
            "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
            "model.logit": ("symmetric", "paper", "none"), "model.coupling": ("affine", "spline")}

@@ -53,6 +53,8 @@ class Flow(nn.Module):
         self.event_shape = tuple(event_shape)
         self.context_size = int(context_size)
         self.n_classes = int(n_classes)
+        # Tables: each column's lattice step (0: continuous); ``sample`` rounds discrete columns down to it.
+        self.register_buffer("lattice", torch.zeros(0), persistent=False)
         if context_size:  # real contexts are standardised with the training contexts' moments (fit_context)
             self.register_buffer("context_loc", torch.zeros(context_size))
             self.register_buffer("context_scale", torch.ones(context_size))
@@ -71,6 +73,18 @@ class Flow(nn.Module):
         c = torch.as_tensor(np.asarray(contexts) if not isinstance(contexts, Tensor) else contexts).double()
         self.context_loc.copy_(c.mean(0))
         self.context_scale.copy_(c.std(0).nan_to_num(1.0).clamp_min(1e-6))
+
+    def set_lattice(self, steps: Tensor | np.ndarray) -> None:
+        """Mark discrete table columns: ``steps[j] > 0`` is column j's lattice step. The flow models them
+        dequantized (``x + step u``, data/columns.py); ``sample`` returns their lattice values."""
+        self.lattice = torch.as_tensor(np.asarray(steps), dtype=self.dtype, device=self.device)
+
+    def quantize(self, x: Tensor) -> Tensor:
+        """``x`` with each discrete column rounded down to its lattice (the inverse of dequantization)."""
+        if not bool((self.lattice > 0).any()):
+            return x
+        step = self.lattice.clamp_min(1e-30)
+        return torch.where(self.lattice > 0, torch.floor(x / step) * step, x)
 
     @property
     def conditional(self) -> bool:
@@ -215,7 +229,8 @@ class Flow(nn.Module):
                context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory, without gradients.
         ``temperature`` scales the base standard deviation (below 1 gives cleaner, less diverse
-        samples). A sample that comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it
+        samples); a table's discrete columns come out on their lattice (``quantize``). A sample that
+        comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it
         blew up in. A conditional flow samples ``x ~ p(x | context)``: one context for all ``n`` or
         one per sample.
 
@@ -228,7 +243,7 @@ class Flow(nn.Module):
         c = self.as_context(context, n)
         chunks = [self._draw(min(chunk_size, n - i), temperature, None if c is None else c[i : i + chunk_size])[1]
                   for i in range(0, n, chunk_size)]
-        return torch.cat(chunks) if chunks else self.sample_latent(0, _checked(temperature))
+        return self.quantize(torch.cat(chunks)) if chunks else self.sample_latent(0, _checked(temperature))
 
     def rsample(self, n: int, temperature: float = 1.0, *, context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples that carry gradients to the flow's parameters (reparameterised, as

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from realnvp.bijectors.columns import ColumnTransform
 from realnvp.config import ModelConfig
+from realnvp.data.columns import ColumnType
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models.image import build_image_flow, latent_scale_map
@@ -14,8 +16,9 @@ __all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale
 
 
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
-                scale: torch.Tensor | None = None) -> Flow:
-    """The ``Flow`` a model config describes, for examples of ``event_shape``.
+                scale: torch.Tensor | None = None, columns: tuple[ColumnType, ...] = ()) -> Flow:
+    """The ``Flow`` a model config describes, for examples of ``event_shape``; a table's ``columns``
+    (data/columns.py) add a first ``ColumnTransform`` (log, logit) and mark the discrete columns.
 
     Example:
         >>> from realnvp.config import ModelConfig
@@ -40,12 +43,13 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         if loc is None:  # rebuilt from a checkpoint: the real values come with the state dict
             loc, scale = torch.zeros(dim), torch.eye(dim) if cfg.whiten else torch.ones(dim)
         try:
-            return build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
+            flow = build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
                                      cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context,
                                      linear=cfg.linear, coupling=cfg.coupling, bins=cfg.spline_bins,
                                      bound=cfg.spline_bound)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
+        return _with_columns(flow, columns)
     if cfg.kind == "image":
         if cfg.coupling != "affine":
             raise UserError(f"model.coupling = {cfg.coupling!r} is for vector models; image models are affine")
@@ -60,3 +64,12 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")
+
+
+def _with_columns(flow: Flow, columns: tuple[ColumnType, ...]) -> Flow:
+    """``flow`` with a table's column types: their transforms first in the chain, their lattice marked."""
+    if any(t.transform != "none" for t in columns):
+        flow.chain.layers.insert(0, ColumnTransform(tuple(t.transform for t in columns)))
+    if any(t.discrete for t in columns):
+        flow.set_lattice(torch.tensor([t.step for t in columns]))
+    return flow
