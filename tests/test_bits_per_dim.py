@@ -35,14 +35,14 @@ class PiecewiseUniform(Bijector):
         self.register_buffer("cdf", torch.cat([torch.zeros(1, dtype=torch.float64), probs.double().cumsum(0)]))
         self.levels = len(probs)
 
-    def forward(self, y):
+    def forward(self, y, context=None):
         k = (y * self.levels).floor().clamp(0, self.levels - 1).long()
         u = self.cdf[k] + self.probs[k] * (y * self.levels - k)
         z = _normal_icdf(u)
         log_det = (torch.log(self.probs[k] * self.levels) - _log_normal(z)).flatten(1).sum(-1)
         return z, log_det
 
-    def inverse(self, z):
+    def inverse(self, z, context=None):
         u = 0.5 * (1 + torch.erf(z / math.sqrt(2.0)))
         k = (torch.searchsorted(self.cdf[1:-1].contiguous(), u.contiguous(), right=True)).clamp(0, self.levels - 1)
         y = (k + (u - self.cdf[k]) / self.probs[k]) / self.levels
@@ -57,12 +57,12 @@ class LogitSpaceToNormal(Bijector):
         super().__init__()
         self.alpha, self.beta = alpha, 1 - 2 * alpha
 
-    def forward(self, x):
+    def forward(self, x, context=None):
         s = torch.sigmoid(x)
         z = _normal_icdf((s - self.alpha) / self.beta)
         return z, (torch.log(s * (1 - s)) - math.log(self.beta) - _log_normal(z)).flatten(1).sum(-1)
 
-    def inverse(self, z):  # pragma: no cover - not needed for densities
+    def inverse(self, z, context=None):  # pragma: no cover - not needed for densities
         raise NotImplementedError
 
 
