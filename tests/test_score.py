@@ -130,7 +130,7 @@ def test_score_of_the_test_images_matches_evaluate_to_1e6(tiny_digits, tmp_path,
 
 @pytest.mark.parametrize("content, args, message", [
     ("1,2,3\n4,5,6\n", [], "the run was trained on 2 columns, the file has 3"),
-    ("1,2\nnan,5\n", [], "non-finite"),
+    ("1,2\nnan,5\n", [], "missing cells, first at line 2"),
     ("1,2\n", ["-o", "{tmp}/s.txt"], "must end in .csv"),
     ("1,2\n", ["-o", "-", "--json"], "both write to standard output"),
     ("1,2\n", ["-o", "{tmp}/missing/s.csv"], "does not exist"),

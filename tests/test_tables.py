@@ -180,3 +180,37 @@ def test_few_rows_per_column_start_from_the_shrinkage_gaussian(tmp_path):
     metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert metrics["baseline_shrinkage_test_nll_nats"] < metrics["baseline_gaussian_test_nll_nats"] - 5
     assert metrics["test_nll_nats"] < metrics["baseline_gaussian_test_nll_nats"] - 5  # started from shrinkage
+
+
+def test_student_t_is_the_exact_multivariate_t():
+    from scipy.stats import multivariate_t
+
+    from realnvp.distributions import StudentT
+    chol = torch.tensor([[2.0, 0.0], [0.5, 1.5]])
+    t = StudentT(torch.tensor([1.0, -1.0]), chol, df=3.0)
+    x = torch.randn(6, 2) * 5
+    expected = multivariate_t([1.0, -1.0], (chol @ chol.T).numpy(), df=3.0).logpdf(x.numpy())
+    assert np.allclose(t.log_prob(x).numpy(), expected, atol=1e-10)
+
+
+def test_a_far_held_out_row_costs_a_bounded_amount(tmp_path):
+    """The issue's case: rows off the data's manifold cost thousands of nats under a sharp flow; with the
+    defensive Student-t share no row costs more than -log w - log t(x), and ordinary rows lose almost nothing."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=3000)
+    rows = np.c_[a, a + 0.01 * rng.normal(size=3000), rng.normal(size=3000)]  # a thin ridge
+    np.save(tmp_path / "train.npy", rows[:2500])
+    held = rows[2500:].copy()
+    held[:3, 1] = held[:3, 0] + 5.0  # three rows far off the ridge
+    np.save(tmp_path / "test.npy", held)
+    main(["train", "--data", str(tmp_path / "train.npy"), "--test-data", str(tmp_path / "test.npy"), "--out",
+          str(tmp_path / "run"), "--steps", "300", "--no-pictures", "--quiet"])
+    flow = load(tmp_path / "run")
+    weight = float(flow.defensive_weight)
+    assert 1e-3 <= weight <= 0.1
+    with torch.no_grad():
+        mixed = -flow.log_prob(torch.from_numpy(held).float()).double()
+        alone = -flow.log_prob(torch.from_numpy(held).float(), defensive=False).double()
+        bound = -math.log(weight) - flow.defensive.log_prob(torch.from_numpy(held).float())
+    assert (mixed <= bound + 1e-4).all() and alone[:3].min() > 1000 > mixed[:3].max()
+    assert (mixed[3:] - alone[3:]).max() <= -math.log1p(-weight) + 1e-5

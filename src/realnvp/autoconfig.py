@@ -55,6 +55,8 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
     return {
         "data.val_fraction": val_fraction,
         "model.whiten": True,
+        # A defensive share of the density (a Student-t over the rows) caps what an outlying held-out row costs.
+        "model.defensive_df": 2.0,
         "model.batch_norm": False,
         "model.mask": "random" if dim > 2 else "alternating",
         # A learned linear (LU) layer before each coupling turns the directions the fixed masks split.

@@ -53,6 +53,7 @@ class DataConfig:
     missing: str = "refuse"  # refuse | drop
     constant: str = "refuse"  # refuse | drop
     column_types: str = "auto"  # auto | one type per column (real,log,logit,integer,count) | NAME=TYPE,...
+    column_names: tuple[str, ...] = ()  # the modelled columns' names (a CSV header's), recorded when training
 
 
 @dataclass
@@ -73,6 +74,9 @@ class ModelConfig:
     scale_init: float = 1.0  # starting value of every coupling's learned tanh scale (bounds |s| at first)
     whiten: bool = False  # vectors: first layer whitens with the training rows' full covariance (Cholesky)
     linear: bool = False  # a learned invertible linear (LU) layer before each coupling (images: 1x1 convolution)
+    # Tables: > 0 makes the density a defensive mixture with a Student-t of these degrees of freedom over the
+    # training rows (distributions.py), its weight chosen on validation rows; 0: the flow alone.
+    defensive_df: float = 0.0
     coupling: str = "affine"  # affine | spline: vectors' element-wise map (spline: bijectors/spline.py)
     spline_bins: int = 8  # spline couplings: rational-quadratic bins on [-spline_bound, spline_bound]
     spline_bound: float = 4.0  # spline couplings: identity outside [-B, B]; standardised data lie mostly inside 4
@@ -182,12 +186,18 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
+        if typ == tuple[str, ...]:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            if not all(isinstance(v, str) for v in items):
+                raise ValueError
+            return tuple(v.strip() for v in items)
         if typ == tuple[int, ...]:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(_coerce(v.strip() if isinstance(v, str) else v, int, name) for v in items if v != "")
     except (ValueError, TypeError):
         pass
-    type_name = "comma-separated integers" if typ == tuple[int, ...] else typ.__name__
+    type_name = ("comma-separated integers" if typ == tuple[int, ...] else "comma-separated names"
+                 if typ == tuple[str, ...] else typ.__name__)
     raise UserError(f"{name}: expected {type_name}, got {value!r}")
 
 
@@ -273,7 +283,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_couplings": (0, 1000, False), "model.scale_init": (0, 100, False), "model.bn_momentum": (0, 1, False),
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
-    "model.n_context": (0, 10**5, True), "model.context_embed": (0, 1024, False),
+    "model.n_context": (0, 10**5, True), "model.defensive_df": (0, 1000, True), "model.context_embed": (0, 1024, False),
     "model.spline_bins": (1, 1024, False), "model.spline_bound": (0, 10**6, False),
     "train.steps": (0, 10**9, True), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from realnvp.bijectors import Chain, Step, TanhScale
 from realnvp.diagnostics import warn_if_non_finite
+from realnvp.distributions import StudentT
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -55,6 +56,8 @@ class Flow(nn.Module):
         self.n_classes = int(n_classes)
         # Tables: each column's lattice step (0: continuous); ``sample`` rounds discrete columns down to it.
         self.register_buffer("lattice", torch.zeros(0), persistent=False)
+        # Tables: the heavy-tailed share of a defensive mixture (set_defensive); None: the flow alone.
+        self.defensive: StudentT | None = None
         if context_size:  # real contexts are standardised with the training contexts' moments (fit_context)
             self.register_buffer("context_loc", torch.zeros(context_size))
             self.register_buffer("context_scale", torch.ones(context_size))
@@ -73,6 +76,13 @@ class Flow(nn.Module):
         c = torch.as_tensor(np.asarray(contexts) if not isinstance(contexts, Tensor) else contexts).double()
         self.context_loc.copy_(c.mean(0))
         self.context_scale.copy_(c.std(0).nan_to_num(1.0).clamp_min(1e-6))
+
+    def set_defensive(self, component: StudentT, weight: float = 0.0) -> None:
+        """Make the density the defensive mixture ``(1 - w) p_flow(x) + w t(x)`` (distributions.py):
+        a held-out row far from every training row then costs at most ``-log w - log t(x)``. ``w`` is
+        a buffer (saved with the weights); training chooses it on validation rows."""
+        self.defensive = component
+        self.register_buffer("defensive_weight", torch.tensor(float(weight)))
 
     def set_lattice(self, steps: Tensor | np.ndarray) -> None:
         """Mark discrete table columns: ``steps[j] > 0`` is column j's lattice step. The flow models them
@@ -203,13 +213,18 @@ class Flow(nn.Module):
         """Standard normal log-density, summed over the event."""
         return -0.5 * (z.flatten(1) ** 2).sum(-1) - 0.5 * self.event_size * LOG_2PI
 
-    def log_prob(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:
+    def log_prob(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None, *,
+                 defensive: bool = True) -> Tensor:
         """Exact log-density of each example, in nats, in the data's own units: ``[N]`` for a batch
         ``[N, *event_shape]``, a scalar for one example. NumPy arrays and other dtypes are converted to
-        the flow's device and dtype. A conditional flow gives ``log p(x | context)``."""
+        the flow's device and dtype. A conditional flow gives ``log p(x | context)``. A defensive
+        mixture (``set_defensive``) is included unless ``defensive=False`` (the flow's own density)."""
         x, single = self.as_batch(x)
         z, log_det = self._run(x, context)
         log_p = self.base_log_prob(z) + log_det
+        w = float(self.defensive_weight) if defensive and self.defensive is not None else 0.0
+        if w > 0:
+            log_p = torch.logaddexp(log_p + math.log1p(-w), self.defensive.log_prob(x).to(log_p) + math.log(w))
         return log_p[0] if single else log_p
 
     def sample_latent(self, n: int, temperature: float = 1.0) -> Tensor:
@@ -229,10 +244,10 @@ class Flow(nn.Module):
                context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples, drawn in chunks of at most ``chunk_size`` to bound memory, without gradients.
         ``temperature`` scales the base standard deviation (below 1 gives cleaner, less diverse
-        samples); a table's discrete columns come out on their lattice (``quantize``). A sample that
-        comes out NaN or Inf raises a ``RuntimeWarning`` naming the layer it
-        blew up in. A conditional flow samples ``x ~ p(x | context)``: one context for all ``n`` or
-        one per sample.
+        samples); a defensive mixture's share of the rows comes from its Student-t, and a table's
+        discrete columns come out on their lattice (``quantize``). A sample that comes out NaN or Inf
+        raises a ``RuntimeWarning`` naming the layer it blew up in. A conditional flow samples
+        ``x ~ p(x | context)``: one context for all ``n`` or one per sample.
 
         Example:
             >>> from realnvp.models import build_vector_flow
@@ -243,7 +258,13 @@ class Flow(nn.Module):
         c = self.as_context(context, n)
         chunks = [self._draw(min(chunk_size, n - i), temperature, None if c is None else c[i : i + chunk_size])[1]
                   for i in range(0, n, chunk_size)]
-        return self.quantize(torch.cat(chunks)) if chunks else self.sample_latent(0, _checked(temperature))
+        if not chunks:
+            return self.sample_latent(0, _checked(temperature))
+        x = torch.cat(chunks)
+        if self.defensive is not None and float(self.defensive_weight) > 0:  # each row from t with probability w
+            share = torch.rand(n, device=x.device) < float(self.defensive_weight)
+            x[share] = self.defensive.sample(int(share.sum()), temperature).to(x)
+        return self.quantize(x)
 
     def rsample(self, n: int, temperature: float = 1.0, *, context: Tensor | np.ndarray | None = None) -> Tensor:
         """``n`` samples that carry gradients to the flow's parameters (reparameterised, as

@@ -17,7 +17,13 @@ from realnvp.errors import UserError
 @dataclass
 class Resolved:
     """A run's final settings, the data they were resolved against (read once) and the lines that
-    say what was chosen for the user."""
+    say what was chosen for the user.
+
+    Example:
+        >>> run = resolve("moons", ["data.n_train=2000"])
+        >>> run.cfg.data.name, run.splits.train.shape, run.notes
+        ('moons', (1800, 2), [])
+    """
 
     cfg: Config
     splits: Splits
@@ -37,7 +43,7 @@ def resolve(preset: str, overrides: list[str], data_path: str = "", sized: bool 
         >>> np.save(tmp / "t.npy", np.c_[rng.normal(size=150), rng.lognormal(size=150), rng.poisson(4, 150)])
         >>> run = resolve("vector", ["train.steps=50"], data_path=str(tmp / "t.npy"))
         >>> run.cfg.data.column_types, run.cfg.train.steps, run.splits.train.shape
-        ('real,log,integer', 50, (108, 3))
+        ('real,log,integer', 50, (96, 3))
         >>> run.notes[0]
         'columns: x0 real, x1 log, x2 integer'
     """
@@ -53,7 +59,13 @@ def complete(cfg: Config, sized_except: set[str] | None = None) -> Resolved:
     """``cfg`` completed from its data (read here, once): a table's column types, the ``vector``
     defaults for its size unless ``sized_except`` is None (else every setting but those), the batch
     capped at the training rows, a conditional run's context; then checked. ``train()`` calls it on a
-    config it is given without data."""
+    config it is given without data.
+
+    Example:
+        >>> from realnvp.config import load_config
+        >>> complete(load_config("moons", ["data.n_train=100", "train.batch_size=500"])).notes
+        ['train.batch_size 500 is more than the 90 training rows: using 90']
+    """
     check_settings(cfg)  # before any arithmetic with the values (a NaN fraction, a zero size)
     notes: list[str] = []
     source = None
@@ -66,8 +78,8 @@ def complete(cfg: Config, sized_except: set[str] | None = None) -> Resolved:
         if source.dropped_columns:
             notes.append(f"dropped constant column(s) {', '.join(source.dropped_columns)}: the NLL covers the "
                          f"other {len(types)} columns (data.constant = drop)")
-        notes.append(describe(types, tuple(n for j, n in enumerate(source.names)
-                                           if j not in cfg.data.context_columns)))
+        cfg.data.column_names = tuple(n for j, n in enumerate(source.names) if j not in cfg.data.context_columns)
+        notes.append(describe(types, cfg.data.column_names))
         if sized_except is not None:
             cfg, line = autosize(cfg, sized_except, len(source.pool), len(types))
             notes.append(line)

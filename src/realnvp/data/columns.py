@@ -65,12 +65,17 @@ class ColumnType:
 
 def constant_columns(values: np.ndarray) -> list[int]:
     """The columns whose spread is zero or below ``NEAR_CONSTANT`` of their magnitude (float32 cannot
-    tell their values apart), by index."""
+    tell their values apart), by index.
+
+    Example:
+        >>> constant_columns(np.array([[1.0, 5.0, 1e30], [2.0, 5.0, 1e30 + 1.0]]))
+        [1, 2]
+    """
     spread = values.max(0) - values.min(0)
     return [j for j in range(values.shape[1]) if spread[j] <= NEAR_CONSTANT * np.abs(values[:, j]).max()]
 
 
-def lattice_step(column: np.ndarray) -> float:
+def _lattice_step(column: np.ndarray) -> float:
     """The coarsest step of ``STEPS`` every value is a whole multiple of (the values at least one step
     apart), 0.0 for a continuous column."""
     spread = float(column.max() - column.min())
@@ -90,7 +95,7 @@ def _gaussian_nll(t: np.ndarray, log_jacobian: np.ndarray) -> float:
 
 
 def detect_type(column: np.ndarray, seed: int = 0) -> ColumnType:
-    """A column's type from its values: discrete when on a lattice (``lattice_step``), then ``log``
+    """A column's type from its values: discrete when on a lattice (``_lattice_step``), then ``log``
     (positive) or ``logit`` (inside (0, 1)) when that lowers its 1-D Gaussian NLL by ``MARGIN``.
 
     Example:
@@ -101,7 +106,7 @@ def detect_type(column: np.ndarray, seed: int = 0) -> ColumnType:
         >>> str(detect_type(counts)), str(detect_type(rounded))
         ('integer', 'integer@0.1')
     """
-    step = lattice_step(column)
+    step = _lattice_step(column)
     x = column + step * np.random.default_rng(seed).random(len(column))  # dequantized: a density exists
     zeros = np.zeros_like(x)
     scores = {"integer" if step else "real": _gaussian_nll(x, zeros)}
@@ -121,8 +126,8 @@ def resolve_types(spec: str, values: np.ndarray, names: tuple[str, ...]) -> tupl
 
     Example:
         >>> x = np.array([[1.0, 0.5], [2.0, 1.5], [3.0, 2.25]])
-        >>> [str(t) for t in resolve_types("a=real", x, ("a", "b"))]
-        ['real', 'real']
+        >>> [str(t) for t in resolve_types("a=real", x, ("a", "b"))]  # b: multiples of 0.01
+        ['real', 'integer@0.01']
     """
     spec = spec.strip()
     items = [item.strip() for item in spec.split(",") if item.strip()]
@@ -138,16 +143,16 @@ def resolve_types(spec: str, values: np.ndarray, names: tuple[str, ...]) -> tupl
             raise UserError(f"data.column_types: no column named {unknown[0]!r}; the columns are {', '.join(names)}")
         types = tuple(ColumnType.parse(given[n]) if n in given else t for n, t in zip(names, types))
     for name, t, column in zip(names, types, values.T):
-        check_fits(t, name, column)
-    return types if spec != "auto" or joint_nll(values, types) <= joint_nll(values, plain(types)) else plain(types)
+        _check_fits(t, name, column)
+    return types if spec != "auto" or _joint_nll(values, types) <= _joint_nll(values, _plain(types)) else _plain(types)
 
 
-def plain(types: tuple[ColumnType, ...]) -> tuple[ColumnType, ...]:
+def _plain(types: tuple[ColumnType, ...]) -> tuple[ColumnType, ...]:
     """``types`` without their transforms (discrete columns stay discrete)."""
     return tuple(ColumnType("integer", t.step) if t.discrete else ColumnType() for t in types)
 
 
-def joint_nll(values: np.ndarray, types: tuple[ColumnType, ...], seed: int = 0) -> float:
+def _joint_nll(values: np.ndarray, types: tuple[ColumnType, ...], seed: int = 0) -> float:
     """Mean NLL of ``values`` under the full-covariance ML Gaussian of their transforms (Jacobians
     counted): detected transforms are kept only where they do not make the flow's starting Gaussian
     worse, so per-column choices cannot cost the joint fit."""
@@ -163,7 +168,7 @@ def joint_nll(values: np.ndarray, types: tuple[ColumnType, ...], seed: int = 0) 
     return 0.5 * (log_det + t.shape[1] * math.log(2 * math.pi * math.e)) + scale - float(np.mean(log_jacobian))
 
 
-def check_fits(t: ColumnType, name: str, column: np.ndarray) -> None:
+def _check_fits(t: ColumnType, name: str, column: np.ndarray) -> None:
     """A ``UserError`` when the column's values are outside the type's support (``log`` of a value <= 0)."""
     low, high = float(column.min()), float(column.max())
     if t.kind == "log" and low <= 0 or t.kind == "count" and low < 0:
@@ -171,23 +176,38 @@ def check_fits(t: ColumnType, name: str, column: np.ndarray) -> None:
                         f"{'> 0' if t.kind == 'log' else '>= 0'}")
     if t.kind == "logit" and not (low > 0 and high < 1):
         raise UserError(f"column {name!r} is typed logit but spans {low:g}..{high:g}; logit needs values in (0, 1)")
-    if t.discrete and lattice_step(column / t.step) != 1.0:
+    if t.discrete and _lattice_step(column / t.step) != 1.0:
         raise UserError(f"column {name!r} is typed {t} but holds values that are not multiples of {t.step:g}")
 
 
 def describe(types: tuple[ColumnType, ...], names: tuple[str, ...]) -> str:
-    """One line naming each column's treatment, e.g. ``columns: age integer, income log``."""
+    """One line naming each column's treatment.
+
+    Example:
+        >>> describe((ColumnType("integer", 1.0), ColumnType("log")), ("age", "income"))
+        'columns: age integer, income log'
+    """
     return "columns: " + ", ".join(f"{n} {t}" for n, t in zip(names, types))
 
 
 def format_types(types: tuple[ColumnType, ...]) -> str:
-    """The explicit ``data.column_types`` value a resolved run records."""
+    """The explicit ``data.column_types`` value a resolved run records.
+
+    Example:
+        >>> format_types((ColumnType("real"), ColumnType("count", 0.1)))
+        'real,count@0.1'
+    """
     return ",".join(str(t) for t in types)
 
 
 def parse_types(spec: str, dim: int) -> tuple[ColumnType, ...]:
     """The column types a resolved config records (``format_types``); ``auto`` (never resolved: a run
-    built in Python) is all ``real``."""
+    built in Python) is all ``real``.
+
+    Example:
+        >>> parse_types("real,count@0.1", 2) == (ColumnType("real"), ColumnType("count", 0.1))
+        True
+    """
     if spec.strip() == "auto":
         return (ColumnType(),) * dim
     types = tuple(ColumnType.parse(item) for item in spec.split(","))
@@ -197,13 +217,24 @@ def parse_types(spec: str, dim: int) -> tuple[ColumnType, ...]:
 
 
 def dequantized(x: np.ndarray, types: tuple[ColumnType, ...], seed: int) -> np.ndarray:
-    """``x`` with uniform noise across each discrete column's lattice cell (``x + step u``), seeded."""
+    """``x`` with uniform noise across each discrete column's lattice cell (``x + step u``), seeded.
+
+    Example:
+        >>> y = dequantized(np.array([[3.0, 0.5]]), (ColumnType("integer", 1.0), ColumnType()), seed=0)
+        >>> bool(3.0 <= y[0, 0] < 4.0), float(y[0, 1])
+        (True, 0.5)
+    """
     steps = np.array([t.step for t in types])
     return x + steps * np.random.default_rng(seed).random(x.shape) if steps.any() else x
 
 
 def to_real_line(x: np.ndarray, types: tuple[ColumnType, ...]) -> np.ndarray:
-    """``x`` through each column's transform (``log``, ``logit``), as the flow's ``ColumnTransform``."""
+    """``x`` through each column's transform (``log``, ``logit``), as the flow's ``ColumnTransform``.
+
+    Example:
+        >>> to_real_line(np.array([[1.0, 0.5, -2.0]]), (ColumnType("log"), ColumnType("logit"), ColumnType())).tolist()
+        [[0.0, 0.0, -2.0]]
+    """
     out = np.array(x, dtype=np.float64)
     for j, t in enumerate(types):
         if t.transform == "log":
@@ -214,7 +245,12 @@ def to_real_line(x: np.ndarray, types: tuple[ColumnType, ...]) -> np.ndarray:
 
 
 def column_types(cfg: Config, event_shape: tuple[int, ...]) -> tuple[ColumnType, ...]:
-    """The column types a resolved table run records (``data.column_types``); none for other data."""
+    """The column types a resolved table run records (``data.column_types``); none for other data.
+
+    Example:
+        >>> column_types(Config(), (2,))  # the moons preset's data is no table
+        ()
+    """
     if cfg.data.name != "file" or cfg.model.kind != "vector":
         return ()
     return parse_types(cfg.data.column_types, event_shape[0])

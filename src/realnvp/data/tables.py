@@ -44,7 +44,15 @@ class TableSource:
 def read_source(cfg: DataConfig) -> TableSource:
     """Read ``data.path`` (and ``data.test_path``) once: missing cells per ``data.missing``, the test
     split (the held-out file, else a seeded ``data.test_fraction`` of the rows), constant columns per
-    ``data.constant``."""
+    ``data.constant``.
+
+    Example:
+        >>> np.save(tmp / "few.npy", np.zeros((5, 2)))
+        >>> read_source(DataConfig(name="file", path=str(tmp / "few.npy")))
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: .../few.npy: 5 rows are too few to split into training, validation and test ...
+    """
     if not cfg.path:
         raise UserError("data.name is 'file' but no data.path was given (use --data FILE)")
     table = read_table(cfg.path, cfg.missing)

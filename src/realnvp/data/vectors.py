@@ -31,7 +31,7 @@ class Table:
 
     Example:
         >>> (tmp / "t.csv").write_text("a,b\\n1,2\\nNA,4\\n5,6\\n")
-        18
+        17
         >>> table = read_table(tmp / "t.csv", missing="drop")
         >>> table.values.tolist(), table.names, table.dropped
         ([[1.0, 2.0], [5.0, 6.0]], ('a', 'b'), 1)
@@ -67,7 +67,15 @@ def read_vectors(path: str | Path, expected_dim: int | None = None) -> np.ndarra
 def read_table(path: str | Path, missing: str = "refuse") -> Table:
     """The table in ``path``; rows with a missing cell are refused (naming the file's line and the
     column) or, with ``missing="drop"``, dropped and counted. An .npz must hold one array or one
-    named ``x``; a .csv may have one header row (a UTF-8 byte-order mark is ignored)."""
+    named ``x``; a .csv may have one header row (a UTF-8 byte-order mark is ignored).
+
+    Example:
+        >>> _ = (tmp / "m.csv").write_text("a,b\\n1,2\\n3,\\n")
+        >>> read_table(tmp / "m.csv")
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: .../m.csv: 1 rows have missing cells, first at line 3, column 'b'; ...
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")

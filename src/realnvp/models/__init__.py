@@ -7,6 +7,7 @@ import torch
 from realnvp.bijectors.columns import ColumnTransform
 from realnvp.config import ModelConfig
 from realnvp.data.columns import ColumnType
+from realnvp.distributions import StudentT
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models.image import build_image_flow, latent_scale_map
@@ -49,6 +50,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                      bound=cfg.spline_bound)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
+        if cfg.defensive_df > 0:  # the real location and scale come from the training rows (or the checkpoint)
+            flow.set_defensive(StudentT(torch.zeros(dim), torch.eye(dim), cfg.defensive_df))
         return _with_columns(flow, columns)
     if cfg.kind == "image":
         if cfg.coupling != "affine":

@@ -42,6 +42,7 @@ class TrainingData:
     train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
     val_c: torch.Tensor | None = None
     lattice: torch.Tensor | None = None  # tables: each column's lattice step (0: continuous), dequantized per batch
+    spread: tuple[torch.Tensor, torch.Tensor] | None = None  # tables: the rows' mean and covariance Cholesky factor
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -69,7 +70,7 @@ class TrainingData:
     def load(cls, cfg: Config, device: torch.device, splits: Splits) -> TrainingData:
         """The resolved run's ``splits`` (``realnvp.resolve``) made ready for training on ``device``."""
         train_x, val_x = torch.from_numpy(splits.train).to(device), torch.from_numpy(splits.val)
-        loc = scale = lattice = None
+        loc = scale = lattice = spread = None
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
         else:
@@ -78,13 +79,26 @@ class TrainingData:
                 val_x = torch.from_numpy(dequantized(splits.val, types, cfg.data.seed + 3).astype(np.float32))
                 lattice = torch.tensor([t.step for t in types], dtype=torch.float32, device=device)
             loc, scale = first_layer_fit(*starting_rows(splits, types, cfg.data.seed), whiten=cfg.model.whiten)
+            # A defensive mixture's Student-t spreads like every non-test row, in the data's own units.
+            pool = dequantized(np.concatenate([splits.train, splits.val]), types, cfg.data.seed + 7)
+            spread = first_layer_fit(pool, whiten=True) if cfg.model.defensive_df > 0 else None
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
-        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts, lattice=lattice)
+        return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts, lattice=lattice,
+                   spread=None if splits.n_levels else spread)
 
 
 def starting_rows(splits: Splits, types: tuple[ColumnType, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The training and validation rows a vector model's first layer is fitted to, as that layer sees
-    them: discrete columns dequantized (seeded), through the column transforms."""
+    them: discrete columns dequantized (seeded), through the column transforms.
+
+    Example:
+        >>> from realnvp.data import Splits
+        >>> from realnvp.data.columns import ColumnType
+        >>> rows = np.array([[1.0], [np.e]])
+        >>> train, val = starting_rows(Splits(rows, rows[:0], rows), (ColumnType("log"),), seed=0)
+        >>> train.round(4).tolist(), val.shape
+        ([[0.0], [1.0]], (0, 1))
+    """
     def seen(rows: np.ndarray, offset: int) -> np.ndarray:
         return to_real_line(dequantized(rows, types, seed + offset), types) if types else np.asarray(rows)
     return seen(splits.train, 4), seen(splits.val, 6)
