@@ -14,6 +14,7 @@ import torch
 
 from realnvp.atomic import atomic_write_bytes
 from realnvp.config import Config, check_settings
+from realnvp.data.columns import column_types
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models import build_model
@@ -173,7 +174,7 @@ class Checkpoint:
             ...
             realnvp.errors.UserError: .../best.pt does not match its own config: size mismatch for ...
         """
-        flow = build_model(self.config.model, self.event_shape)
+        flow = build_model(self.config.model, self.event_shape, columns=column_types(self.config, self.event_shape))
         try:
             flow.load_state_dict(self.model)
         except (RuntimeError, TypeError, AttributeError) as exc:  # torch's first line is a header; the next names

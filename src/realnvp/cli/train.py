@@ -1,17 +1,15 @@
-"""``realnvp train``: train, then evaluate the best weights into evaluation.json and draw the pictures."""
+"""``realnvp train``: resolve the settings (``realnvp.resolve``, reading the data once), train, then
+evaluate the best weights into evaluation.json and draw the pictures from the same data."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
 
-from realnvp.autoconfig import autosize, cap_batch, fit_rows
-from realnvp.config import Config, check_settings, load_config
-from realnvp.data import IMAGE_DATASETS
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import evaluate_run
+from realnvp.resolve import Resolved, resolve
 from realnvp.rundir import EVALUATION, RunDir
 from realnvp.training.distributed import teardown
 from realnvp.training.loop import train
@@ -19,7 +17,8 @@ from realnvp.viz.pictures import write_pictures
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` list with the shortcut flags (``--data``, ``--steps``, ...) appended as settings.
+    """The ``--set`` list with the shortcut flags (``--steps``, ``--seed``, ...) appended as settings
+    (``--data`` is ``resolve``'s ``data_path``).
 
     Example:
         >>> from realnvp.cli.parser import build_parser
@@ -27,9 +26,6 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
         ['train.steps=5']
     """
     overrides = list(args.set or [])
-    if args.data:  # an image preset reads its dataset from the path; anything else reads vectors
-        image = load_config(args.config or "vector", overrides).data.name in IMAGE_DATASETS
-        overrides += ([] if image else ["data.name=file"]) + [f"data.path={args.data}"]
     for flag, key in ((args.test_data, "data.test_path"), (args.context_columns, "data.context_columns"),
                       (args.steps, "train.steps"),
                       (args.time_budget, "train.time_budget"),
@@ -41,35 +37,25 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def configure(args: argparse.Namespace, say: Any) -> Config:
-    """The run's settings: the preset with ``--set`` and the flags; the ``vector`` preset (or no preset
-    with ``--data``) sized to the table by ``realnvp.autoconfig``, the chosen values said in one line.
+def configure(args: argparse.Namespace) -> Resolved:
+    """The run's settings and data (``realnvp.resolve``): the preset with ``--set`` and the flags; the
+    ``vector`` preset (or no preset with ``--data``) sized to the table.
 
     Example:
         >>> import numpy as np
         >>> from realnvp.cli.parser import build_parser
         >>> np.save(tmp / "t.npy", np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
         >>> args = build_parser().parse_args(["train", "--data", str(tmp / "t.npy"), "--out", "x", "--steps", "50"])
-        >>> cfg = configure(args, say=print)
-        defaults for 120 rows x 4 columns: val_fraction=0.2, ... (--set KEY=VALUE overrides any)
-        >>> cfg.train.steps, cfg.model.whiten
+        >>> run = configure(args)
+        >>> run.notes[1]
+        'defaults for 120 rows x 4 columns: val_fraction=0.2, ... (--set KEY=VALUE overrides any)'
+        >>> run.cfg.train.steps, run.cfg.model.whiten
         (50, True)
     """
     if args.config is None and not args.data:
         raise UserError("name a preset or a .toml config, or give --data FILE (see: realnvp train --help)")
-    overrides = overrides_from(args)
-    cfg = load_config(args.config or "vector", overrides)
-    check_settings(cfg)  # before autoconfig does arithmetic with them (a NaN fraction, a zero size)
-    if cfg.data.name != "file" or cfg.model.kind != "vector":
-        return cfg
-    if (args.config or "vector") == "vector":
-        cfg, line = autosize(cfg, {item.partition("=")[0].strip() for item in overrides})
-        say(line)
-    rows = fit_rows(cfg.data)[0]
-    note = cap_batch(cfg, rows - int(round(cfg.data.val_fraction * rows)))
-    if note:
-        say(note)
-    return cfg
+    preset = args.config or "vector"
+    return resolve(preset, overrides_from(args), args.data or "", sized=preset == "vector")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -83,16 +69,16 @@ def run(args: argparse.Namespace) -> None:
         ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
     """
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    notes: list[str] = []  # the chosen defaults: said once the data and --out have passed train's checks
-    cfg = configure(args, notes.append)
+    resolved = configure(args)  # its notes are said once the data and --out have passed train's checks
     run_dir = RunDir(args.out)
     with run_dir.training():  # the lock train takes is held through evaluation.json and the pictures
-        result = train(cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say, notes=tuple(notes))
+        result = train(resolved.cfg, run_dir.path, resume=args.resume, progress=not args.quiet, log=say,
+                       notes=tuple(resolved.notes), splits=resolved.splits)
         teardown(result.dist)
         if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
             return
         trained = result.to_cpu()  # the best weights, as best.pt holds them: evaluated and drawn without a reload
-        metrics = {**evaluate_run(run_dir.path, trained), "stop_reason": result.stop_reason}
+        metrics = {**evaluate_run(run_dir.path, trained, resolved.splits), "stop_reason": result.stop_reason}
         run_dir.write_evaluation(metrics)
         if not args.no_pictures:
             for path in write_pictures(run_dir.path, trained=trained):

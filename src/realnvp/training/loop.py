@@ -12,11 +12,15 @@ from typing import Any
 import torch
 
 from realnvp.checkpoint import Checkpoint
-from realnvp.config import Config, check_settings
+from realnvp.config import Config
+from realnvp.data import Splits
+from realnvp.data.columns import column_types
+from realnvp.distributions import best_weight
 from realnvp.errors import UserError
-from realnvp.evaluation.metrics import mean_nll
+from realnvp.evaluation.metrics import log_prob_in_chunks
 from realnvp.flow import Flow
 from realnvp.models import build_model
+from realnvp.resolve import complete
 from realnvp.rundir import BEST, RunDir, TrainedRun, training_scope
 from realnvp.training.crossval import settle_steps
 from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_clock
@@ -55,7 +59,7 @@ class TrainResult(TrainedRun):
 
 @training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
-          log: Any = print, notes: tuple[str, ...] = ()) -> TrainResult:
+          log: Any = print, notes: tuple[str, ...] = (), splits: Splits | None = None) -> TrainResult:
     """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``:
     ``train_step`` on random batches, an evaluation and checkpoint every ``train.eval_every`` steps,
     until ``train.steps``, the time budget or early stopping. ``notes`` go to ``log`` once the data and
@@ -72,16 +76,19 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         >>> train(cfg, tmp / "moons", resume=True, progress=False, log=lambda *args: None).step
         30
     """
-    check_settings(cfg)
+    if splits is None:  # a config given in Python: completed from its data here, as the CLI does
+        resolved = complete(cfg)
+        cfg, splits, notes = resolved.cfg, resolved.splits, (*resolved.notes, *notes)
     t = cfg.train
     device, info = join(t.device)
-    data = TrainingData.load(cfg, device)
+    data = TrainingData.load(cfg, device, splits)
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
     for note in notes if info.is_main else ():
         log(note)
     if t.cv_folds:  # small tables: the number of steps from K-fold cross-validation on every training row
-        cfg = settle_steps(cfg, data.vector_rows(), log if info.is_main else (lambda line: None))
+        cfg = settle_steps(cfg, data.vector_rows(cfg.data.seed + 5), log if info.is_main else (lambda line: None),
+                           column_types(cfg, data.event_shape))
         if info.is_main:  # config.json records the chosen number of steps
             run.write_config(cfg)
     job = _start(cfg, run, data, device, info, latest, log)
@@ -179,7 +186,7 @@ class _Job:
         """The next global batch from the saved stream, and its rows' contexts (conditional flows)."""
         t, data = self.cfg.train, self.data
         return fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, self.batches, data.levels,
-                                       self.cfg.data.flip)
+                                       self.cfg.data.flip, data.lattice)
 
     def out_of_time(self) -> bool:
         """Whether ``train.time_budget`` is spent; under DDP rank 0's clock decides for every rank."""
@@ -256,9 +263,13 @@ def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, i
     arm the non-finite guard and wrap the flow for DDP and ``torch.compile`` as asked."""
     t = cfg.train
     torch.manual_seed(t.seed)
-    flow = build_model(cfg.model, data.event_shape, data.loc, data.scale).to(device)
+    columns = column_types(cfg, data.event_shape)
+    flow = build_model(cfg.model, data.event_shape, data.loc, data.scale, columns).to(device)
     if data.train_c is not None and data.train_c.is_floating_point():  # context columns: standardised
         flow.fit_context(data.train_c)
+    if flow.defensive is not None and data.spread is not None:  # resuming overwrites them with the saved ones
+        flow.defensive.loc.copy_(data.spread[0])
+        flow.defensive.chol.copy_(data.spread[1])
     optimizer = make_optimizer(flow, cfg)
     batches = torch.Generator(device=device).manual_seed(t.seed)
     counters: dict[str, Any] = {}
@@ -293,11 +304,8 @@ def _keep_baseline(job: _Job) -> None:
     validation set's own noise (on 20-24 validation rows, the best of many evaluations often beats the
     Gaussian by chance and then loses to it on the test rows)."""
     if len(job.data.val_x):
-        job.flow.eval()
-        with torch.no_grad():
-            nll = -job.flow.log_prob(job.data.val_x, job.data.val_c).double()
+        nll = validation_nll(job.flow, job.data.val_x, job.data.val_c)
         job.best_val = nll.mean().item() - nll.std().nan_to_num().item() / math.sqrt(len(nll))
-        job.flow.train()
     if job.info.is_main:
         job.snapshot().write(job.run / BEST)
 
@@ -321,8 +329,7 @@ def _evaluate_and_save(job: _Job) -> dict[str, Any]:
               "elapsed_s": round(job.elapsed, 3)}
     improved = True
     if len(job.data.val_x):
-        val_nll = mean_nll(job.flow, job.data.val_x, context=job.data.val_c)
-        job.flow.train()
+        val_nll = validation_nll(job.flow, job.data.val_x, job.data.val_c).mean().item()
         record["val_nll"] = val_nll
         improved = val_nll < job.best_val
         job.best_val, job.stale = (val_nll, 0) if improved else (job.best_val, job.stale + 1)
@@ -360,3 +367,29 @@ def _finish(job: _Job, stop_reason: str) -> TrainResult:
     job.flow.load_state_dict(best.model)
     return TrainResult(job.flow.eval(), job.cfg, job.step, best.step, job.best_val, job.elapsed, stop_reason,
                        job.info)
+
+
+def validation_nll(flow: Flow, val_x: torch.Tensor, val_c: torch.Tensor | None) -> torch.Tensor:
+    """Each validation row's NLL (float64, eval mode); a defensive mixture first takes the weight of
+    ``DEFENSIVE_WEIGHTS`` these rows prefer, so the best weights are chosen with their mixture.
+
+    Example:
+        >>> from realnvp.distributions import StudentT
+        >>> from realnvp.models import build_vector_flow
+        >>> flow = build_vector_flow(dim=2, n_couplings=2, hidden=(8,))
+        >>> flow.set_defensive(StudentT(torch.zeros(2), torch.eye(2)))
+        >>> nll = validation_nll(flow, torch.tensor([[0.0, 0.0], [30.0, 30.0]]), None)
+        >>> float(flow.defensive_weight) > 0, bool(nll[1] < 30)  # the far row is caught by the t
+        (True, True)
+    """
+    log_p = log_prob_in_chunks(flow, val_x, context=val_c) if flow.defensive is None else None
+    if log_p is None:
+        flow.eval()
+        with torch.no_grad():
+            own = flow.log_prob(val_x, val_c, defensive=False).double()
+            t_log_p = flow.defensive.log_prob(val_x)
+        weight, _ = best_weight(own, t_log_p)
+        flow.defensive_weight.fill_(weight)
+        log_p = torch.logaddexp(own + math.log1p(-weight), t_log_p + math.log(weight))
+    flow.train()
+    return -log_p.cpu()
