@@ -214,3 +214,21 @@ def test_a_far_held_out_row_costs_a_bounded_amount(tmp_path):
         bound = -math.log(weight) - flow.defensive.log_prob(torch.from_numpy(held).float())
     assert (mixed <= bound + 1e-4).all() and alone[:3].min() > 1000 > mixed[:3].max()
     assert (mixed[3:] - alone[3:]).max() <= -math.log1p(-weight) + 1e-5
+
+
+def test_score_gives_evaluate_its_discrete_bound_row_by_row(tmp_path, capsys):
+    """A table on a 0.01 lattice with exact zeros (fgl's layout): score's rows average to evaluate's NLL."""
+    rng = np.random.default_rng(6)
+    rows = np.round(np.c_[rng.gamma(0.5, 1.0, 400) * (rng.random(400) < 0.7), rng.normal(size=400)], 2)
+    np.savetxt(tmp_path / "t.csv", rows, delimiter=",", header="zeros,b", comments="", fmt="%.2f")
+    main(["train", "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "run"), "--steps", "100",
+          "--no-pictures", "--quiet"])
+    metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    from realnvp.data import load_splits
+    from realnvp.rundir import RunDir
+    test = load_splits(RunDir(tmp_path / "run").config().data).test
+    np.save(tmp_path / "test.npy", test)
+    main(["score", str(tmp_path / "run"), str(tmp_path / "test.npy"), "-o", str(tmp_path / "s.csv"), "--quiet"])
+    scores = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)[:, 1]
+    assert np.isfinite(scores).all()
+    assert -scores.mean() == pytest.approx(metrics["test_nll_nats"], abs=1e-4)

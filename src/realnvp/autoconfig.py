@@ -19,7 +19,7 @@ TIME_BUDGET = 120.0
 CV_ROWS, CV_FOLDS = 1000, 5
 
 
-def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[str, Any]:
+def vector_defaults(rows: int, dim: int, cross_validate: bool = True, clock: bool = True) -> dict[str, Any]:
     """The settings (``section.key`` -> value) for a table of ``rows`` training+validation rows and
     ``dim`` columns. The flow starts at the full-covariance Gaussian of all non-test rows (``whiten``)
     and can only move from it while held-out rows improve; tables under ``CV_ROWS`` rows get small
@@ -28,7 +28,8 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
     epochs for early stopping, more couplings and larger batches (narrow networks with weight decay
     from 5,000 to 50,000 rows of more than 2 columns, wider ones above); tables of more than 2
     columns a learned linear layer before each coupling; all within
-    ``TIME_BUDGET`` seconds. ``cross_validate=False``: a validation split whatever the size.
+    ``TIME_BUDGET`` seconds, larger tables annealing with that clock (``clock=False``, no time budget:
+    a cosine over a number of steps). ``cross_validate=False``: a validation split whatever the size.
 
     Example:
         >>> small, large = vector_defaults(120, 13), vector_defaults(800_000, 13)
@@ -49,6 +50,8 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
     width = 32 if rows < 1000 or mid else 64 if rows < 5000 else 128 if rows < 50_000 else 256
     couplings = 4 if rows < 1000 else 6 if rows < 5000 else 8
     couplings = max(couplings, 8) if dim == 2 and rows >= 1000 else couplings
+    if 2 * dim > rows:  # columns near or above the rows: the (shrinkage) Gaussian start and a small flow
+        width, couplings = 16, 2
     batch = min(n_train, 128 if rows < 5000 else 256 if rows < 50_000 else 512)
     steps_per_epoch = max(1, math.ceil(n_train / batch))
     eval_every = int(min(500, max(10, 5 * steps_per_epoch)))
@@ -66,12 +69,15 @@ def vector_defaults(rows: int, dim: int, cross_validate: bool = True) -> dict[st
         "train.batch_size": batch,
         "train.lr": 5e-4 if mid else 1e-3,
         # The cross-validated number of steps is the real run's length: a cosine schedule would depend on it.
-        "train.lr_schedule": "constant" if small else "cosine",
+        # Larger tables anneal with the clock, so the whole time budget trains on any machine.
+        "train.lr_schedule": "constant" if small else "cosine_time" if clock else "cosine",
         "train.warmup_steps": 0 if small else min(100, eval_every),
         "train.weight_decay": 1e-4 if rows < 5000 else 1e-3 if mid else 0.0,
-        "train.steps": int(min(6000, max(2000, 200 * steps_per_epoch))),
+        "train.steps": int(min(6000, max(2000, 200 * steps_per_epoch))) if small or not clock else 100_000,
         "train.eval_every": eval_every,
-        "train.patience": 10 if rows < 5000 else 6,
+        # Validation NLL is noisy and flows on tables improve slowly: the best weights are kept whatever
+        # comes after them, so a long patience costs only time.
+        "train.patience": 10 if small else 20,
         "train.cv_folds": CV_FOLDS if small else 0,
         "train.time_budget": TIME_BUDGET,
     }
@@ -90,7 +96,8 @@ def autosize(cfg: Config, explicit: set[str], rows: int, dim: int) -> tuple[Conf
         'defaults for 120 rows x 4 columns: ... (--set KEY=VALUE overrides any)'
     """
     # The user's number of steps is run as given (with a validation split), not cross-validated.
-    defaults = vector_defaults(rows, dim, cross_validate="train.steps" not in explicit)
+    clock = "train.time_budget" not in explicit or cfg.train.time_budget > 0
+    defaults = vector_defaults(rows, dim, cross_validate="train.steps" not in explicit, clock=clock)
     chosen = {key: value for key, value in defaults.items() if key not in explicit}
     raw = cfg.to_dict()
     for key, value in chosen.items():

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
         metrics = {**evaluate_run(run_dir.path, trained, resolved.splits), "stop_reason": result.stop_reason}
         run_dir.write_evaluation(metrics)
         if not args.no_pictures:
-            for path in write_pictures(run_dir.path, trained=trained):
+            for path in write_pictures(run_dir.path, trained=trained, splits=resolved.splits):
                 say(f"wrote {path}")
     if "bits_per_dim" in metrics:
         say(f"test {metrics['bits_per_dim']:.4f} bits/dim ({metrics['bits_per_dim_iw']:.4f} with the "

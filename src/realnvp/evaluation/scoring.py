@@ -16,7 +16,7 @@ from realnvp.data import read_vectors
 from realnvp.data.image_files import check_levels, read_image_folder, read_pixel_file, to_nchw
 from realnvp.errors import UserError
 from realnvp.evaluation.conditional import read_with_context
-from realnvp.evaluation.metrics import bits_per_dim, log_prob_in_chunks, seeded_dequantizations
+from realnvp.evaluation.metrics import bits_per_dim, log_prob_in_chunks, row_log_likelihood, seeded_dequantizations
 from realnvp.flow import Flow
 from realnvp.rundir import RunDir
 
@@ -49,7 +49,8 @@ class Scores(dict):
 def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None = None,
                 context: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """``log p(x)`` of every example in nats (float64 ``[N]``), the flow in eval mode, in batches: the
-    continuous density at ``x`` (``log_prob_in_chunks``); ``log p(x | context)`` for a conditional flow.
+    continuous density at ``x``, or for a table with discrete columns the bound on their probability
+    ``evaluate`` reports (``row_log_likelihood``); ``log p(x | context)`` for a conditional flow.
 
     Example:
         >>> from realnvp.models import build_vector_flow
@@ -60,6 +61,8 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None
     x = torch.as_tensor(x)
     if tuple(x.shape[1:]) != flow.event_shape:
         raise UserError(f"the run scores examples of shape {flow.event_shape}, got {tuple(x.shape[1:])}")
+    if bool((flow.lattice > 0).any()):
+        return row_log_likelihood(flow, x, context=context).numpy()
     return log_prob_in_chunks(flow, x, batch_size, context).numpy()
 
 

@@ -47,25 +47,16 @@ def data_label(cfg: DataConfig) -> str:
 
 
 def column_names(cfg: DataConfig, dim: int) -> list[str] | None:
-    """A CSV file's header row as the columns' names (when it names exactly ``dim`` columns), else None.
+    """A table run's column names as training recorded them (a CSV header's), else None (``x0, x1, ...``
+    in the pictures).
 
     Example:
-        >>> _ = (tmp / "t.csv").write_text("age,income\\n1,2\\n3,4\\n")
-        >>> column_names(DataConfig(name="file", path=str(tmp / "t.csv")), 2)
+        >>> column_names(DataConfig(name="file", path="t.csv", column_names=("age", "income")), 2)
         ['age', 'income']
         >>> column_names(DataConfig(name="moons"), 2) is None
         True
     """
-    if cfg.name != "file" or not cfg.path.lower().endswith(".csv"):
-        return None
-    try:
-        with open(cfg.path) as f:
-            first = f.readline()
-    except OSError:
-        return None
-    names = [name.strip().strip('"') for name in first.split(",")]
-    has_header = any(c.isalpha() and c not in "eEnN" for c in first)  # as data.vectors reads the file
-    return names if has_header and len(names) == dim and all(names) else None
+    return list(cfg.column_names) if len(cfg.column_names) == dim else None
 
 
 @dataclass
@@ -88,9 +79,11 @@ class Scene:
     n: int = 4000
 
     @classmethod
-    def of(cls, flow: Flow, cfg: Config, n: int = 4000) -> Scene:
-        """The scene of a run's flow and config, its splits read as training read them."""
-        return cls(flow, load_splits(cfg.data, labels=cfg.model.conditional), data_label(cfg.data),
+    def of(cls, flow: Flow, cfg: Config, n: int = 4000, splits: Splits | None = None) -> Scene:
+        """The scene of a run's flow and config, its splits read as training read them (or ``splits``,
+        when the caller has read them: ``realnvp train`` reads its data once)."""
+        splits = splits or load_splits(cfg.data, labels=cfg.model.conditional)
+        return cls(flow, splits, data_label(cfg.data),
                    column_names(cfg.data, flow.event_size), cfg.model.n_scales, n)
 
     @functools.cached_property
@@ -201,11 +194,13 @@ def kind_of(flow: Flow) -> str:
     return "vectors-2d" if flow.event_size == 2 else "vectors"
 
 
-def write_pictures(run_dir: str | Path, n: int = 4000, trained: TrainedRun | None = None) -> list[Path]:
+def write_pictures(run_dir: str | Path, n: int = 4000, trained: TrainedRun | None = None,
+                   splits: Splits | None = None) -> list[Path]:
     """Draw the pictures ``realnvp train`` writes for the run's kind (``REGISTRY``) into the run
     directory: samples.png (data beside samples), density.png (2-D only), corner.png (more than 2
     columns) and animation.gif for a vector run; sample grids, scales.png and the animation for an image
-    run. ``trained``: the run's flow when the caller has it (``train``'s result), else read from best.pt.
+    run. ``trained``: the run's flow when the caller has it (``train``'s result), else read from best.pt;
+    ``splits``: its data, when the caller has read it.
 
     Example:
         >>> import shutil
@@ -215,7 +210,7 @@ def write_pictures(run_dir: str | Path, n: int = 4000, trained: TrainedRun | Non
     """
     run = RunDir(run_dir)
     flow, cfg = (trained.flow, trained.cfg) if trained else run.load_flow()[:2]
-    scene = Scene.of(flow, cfg, n)
+    scene = Scene.of(flow, cfg, n, splits)
     written = []
     for picture in REGISTRY[kind_of(flow)]:
         if picture.by_train:
