@@ -5,7 +5,10 @@ in the data's original units.
 Protocol per (table, seed): the table's numeric columns, minus columns with at most 2 distinct
 values (binary indicators and constants have no density) and columns that are an exact linear
 combination of the earlier ones (no density either); rows with an NA are dropped and counted;
-values are rounded to float32 (what the CLI reads), so every contender sees the same numbers. A
+values are rounded to float32 (what the CLI reads), so every contender sees the same numbers. Columns
+on a lattice (integers, or values of 1-3 decimals) are modelled by realnvp dequantized, as a bound on
+their discrete probability; every other contender is fitted on the same kind of rows (``x + step u``)
+and scored on ``DRAWS`` dequantizations of each test row, so all model the same variable. A
 ``RandomState(seed)`` permutation puts 20 % of the rows in test.npy and the rest in train.npy.
 Contenders (``real_tables_contenders.py`` has the details), each given the same wall budget:
 
@@ -60,7 +63,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the contenders module beside this file, whatever the working directory
-from real_tables_contenders import CONTENDERS  # noqa: E402
+from real_tables_contenders import CONTENDERS, dequantized_contender  # noqa: E402
 
 JSONL = HERE / "real_tables_results.jsonl"
 CLI_BUDGET_S = 120.0  # the CLI's own time budget on tables; --budget other than this is passed on
@@ -215,7 +218,7 @@ def run_contender(name: str, folder: Path, seed: int, args: argparse.Namespace) 
         if name == "realnvp":
             nll, extra = realnvp_run(folder, args.budget, args.realnvp_set, args.source)
         else:
-            nll, extra = CONTENDERS[name](train, test, seed, args.budget)
+            nll, extra = dequantized_contender(CONTENDERS[name], train, test, seed, args.budget)
     except Exception as error:  # noqa: BLE001 - a failure is a result: recorded with its message
         return {"error": f"{type(error).__name__}: {error}"[:500], "wall_s": round(time.perf_counter() - start, 1)}
     wall = time.perf_counter() - start
