@@ -235,7 +235,7 @@ CASES = [
     ("output-directory", "output folder does not exist", "sample {run} -o {tmp}/nowhere/s.npy",
      "cannot write {tmp}/nowhere/s.npy: directory {tmp}/nowhere does not exist", None),
     ("output-suffix", "output type not supported", "sample {run} -o {run}/checkpoint.pt",
-     "output 'checkpoint.pt' must end in .png or .npy", None),
+     "output 'checkpoint.pt' must end in .png, .npy or .csv", None),
     ("animate-suffix", "animation type not supported", "animate {run} -o {tmp}/a.avi",
      "output 'a.avi' must end in .gif or .mp4", None),
     ("run-missing-evaluate", "evaluate a missing run", "evaluate {tmp}/none",

@@ -232,3 +232,24 @@ def test_score_gives_evaluate_its_discrete_bound_row_by_row(tmp_path, capsys):
     scores = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)[:, 1]
     assert np.isfinite(scores).all()
     assert -scores.mean() == pytest.approx(metrics["test_nll_nats"], abs=1e-4)
+
+
+def test_sample_writes_a_csv_with_the_header_and_one_file_per_temperature(tmp_path, capsys):
+    path = tmp_path / "mixed.csv"
+    np.savetxt(path, mixed_table(300, 1), delimiter=",", header="a,positive,count,tenths", comments="",
+               fmt=["%.6f", "%.6f", "%d", "%.1f"])
+    main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--steps", "30", "--no-pictures",
+          "--quiet", "--set", "model.hidden=8"])
+    assert main(["sample", str(tmp_path / "run"), "-n", "50", "-o", str(tmp_path / "s.csv"), "--temperature",
+                 "0.5", "--temperature", "1", "--quiet"]) == 0
+    for name in ("s_t0.5.csv", "s_t1.csv"):
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0] == "a,positive,count,tenths" and len(lines) == 51
+        values = np.loadtxt(tmp_path / name, delimiter=",", skiprows=1)
+        assert np.array_equal(values[:, 2], np.round(values[:, 2]))
+
+
+def test_a_tie_with_the_gaussian_is_called_a_tie():
+    from realnvp.cli.evaluate import verdict
+    assert verdict({"test_nll_nats": 19.02, "baseline_gaussian_test_nll_nats": 19.02}).startswith("the flow ties")
+    assert "WORSE" in verdict({"test_nll_nats": 19.1, "baseline_gaussian_test_nll_nats": 19.02})

@@ -18,11 +18,11 @@ from realnvp.cli.common import format_value
 from realnvp.data import load_splits
 from realnvp.data.splits import read_held_out
 from realnvp.errors import UserError
-from realnvp.evaluation.baselines import gaussian_nll
 from realnvp.evaluation.conditional import read_with_context
-from realnvp.evaluation.metrics import BASELINE, bits_per_dim, dequantized_nll, evaluate_run, mean_nll
+from realnvp.evaluation.metrics import BASELINE, bits_per_dim, dequantized_nll, evaluate_run, table_nlls
 from realnvp.rundir import RunDir
 
+TIE = 1e-3  # nats per example: closer than this, the flow and the Gaussian are reported as a tie
 
 def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
     """The metrics of a run's best weights on a held-out file: mean NLL (nats per example and per
@@ -34,7 +34,8 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
         >>> np.save(tmp / "held_out.npy", np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
         >>> metrics = evaluate_file(run_dir, tmp / "held_out.npy")
         >>> metrics["n_test"], sorted(key for key in metrics if "nll" in key)
-        (50, ['baseline_gaussian_test_nll_nats', 'test_nll_nats', 'test_nll_nats_per_dim'])
+        (50, ['baseline_gaussian_test_nll_nats', 'baseline_shrinkage_test_nll_nats', 'test_nll_nats',
+              'test_nll_nats_per_dim'])
     """
     flow, cfg, ckpt = RunDir(run).load_flow("best")
     splits = load_splits(cfg.data)
@@ -49,26 +50,32 @@ def evaluate_file(run: str | Path, path: str | Path) -> dict[str, Any]:
         metrics.update(bits_per_dim=bits_per_dim(nll, flow.event_size, splits.n_levels),
                        bits_per_dim_iw=bits_per_dim(bound, flow.event_size, splits.n_levels))
     else:
-        ref = next(flow.parameters())
-        nll = mean_nll(flow, torch.from_numpy(x).to(ref.device), context=c)
-        metrics[BASELINE] = gaussian_nll(np.concatenate([splits.train, splits.val]), x)
+        metrics.update(table_nlls(flow, np.concatenate([splits.train, splits.val]), x, c))
+        nll = metrics["test_nll_nats"]
     metrics.update(test_nll_nats=nll, test_nll_nats_per_dim=nll / flow.event_size, best_step=ckpt.step)
     return metrics
 
 
 def verdict(metrics: dict[str, Any]) -> str | None:
-    """One plain sentence when the flow's test NLL is worse than the Gaussian baseline's, else None.
+    """One plain sentence when the flow's test NLL is worse than the Gaussian baseline's or ties with it
+    (within ``TIE`` nats), else None.
 
     Example:
         >>> print(verdict({"test_nll_nats": 20.5, BASELINE: 19.0}))
         the flow is WORSE than a full-covariance Gaussian fitted to the same training rows (20.5000 vs
         19.0000 nats): it has not learned the data beyond its mean and covariance
+        >>> print(verdict({"test_nll_nats": 19.02, BASELINE: 19.02}))
+        the flow ties with a full-covariance Gaussian fitted to the same training rows (19.0200 vs 19.0200
+        nats): it has learned nothing beyond the mean and covariance of these rows
         >>> verdict({"test_nll_nats": 18.0, BASELINE: 19.0}) is None
         True
     """
     ours, base = metrics.get("test_nll_nats"), metrics.get(BASELINE)
-    if ours is None or base is None or not ours > base:
+    if ours is None or base is None or not ours > base - TIE:
         return None
+    if ours <= base + TIE:
+        return (f"the flow ties with a full-covariance Gaussian fitted to the same training rows ({ours:.4f} vs "
+                f"{base:.4f} nats): it has learned nothing beyond the mean and covariance of these rows")
     return (f"the flow is WORSE than a full-covariance Gaussian fitted to the same training rows ({ours:.4f} vs "
             f"{base:.4f} nats): it has not learned the data beyond its mean and covariance")
 

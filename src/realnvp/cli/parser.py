@@ -119,12 +119,14 @@ def _looking(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "sample", "draw samples from a trained run", SAMPLE_EXAMPLES)
     p.add_argument("run", help="run directory")
     p.add_argument("-n", type=int, help="number of samples (default 2000; 64 for image runs)")
-    p.add_argument("--temperature", type=float, default=1.0, help="base std multiplier (default 1.0)")
+    p.add_argument("--temperature", type=float, action="append", help="base std multiplier (default 1.0); "
+                   "repeat it for one file per temperature, named OUTPUT_tT.EXT")
     p.add_argument("--class", type=int, dest="class_", metavar="K", help="class-conditional runs: samples of "
                    "class K (default: a grid with one row per class, -n split between the classes)")
     p.add_argument("--context", metavar="V,...", help="conditional vector runs: the context values (one per "
                    "context column) every sample is drawn given")
-    p.add_argument("-o", "--output", required=True, help=".png picture or .npy array")
+    p.add_argument("-o", "--output", required=True, help=".png picture, .npy array or (tables) .csv with the "
+                   "column names")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
 

@@ -13,6 +13,7 @@ import torch
 
 from realnvp.atomic import atomic_write_bytes
 from realnvp.cli.common import check_output
+from realnvp.config import Config
 from realnvp.data import load_splits
 from realnvp.errors import UserError
 from realnvp.flow import Flow
@@ -71,7 +72,8 @@ def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None
 
 
 def run(args: argparse.Namespace) -> None:
-    """Write ``args.n`` samples of the run ``args.run`` at ``args.temperature`` to ``args.output``.
+    """Write ``args.n`` samples of the run ``args.run`` at each ``--temperature`` to ``args.output`` (one
+    file per temperature, ``OUTPUT_tT.EXT``, when several are given).
 
     Example:
         >>> from realnvp.cli.parser import build_parser
@@ -79,30 +81,54 @@ def run(args: argparse.Namespace) -> None:
         ...                                "-o", str(tmp / "samples.npy"), "--quiet"]))
         >>> np.load(tmp / "samples.npy").shape
         (100, 2)
+        >>> run(build_parser().parse_args(["sample", str(run_dir), "-n", "5", "--temperature", "0.5",
+        ...                                "--temperature", "1", "-o", str(tmp / "s.csv"), "--quiet"]))
+        >>> (tmp / "s_t0.5.csv").read_text().splitlines()[0], (tmp / "s_t1.csv").exists()
+        ('x0,x1', True)
     """
     out = Path(args.output)
-    check_output(out, (".png", ".npy"))
+    check_output(out, (".png", ".npy", ".csv"))
     if args.n is not None and args.n <= 0:
         raise UserError(f"-n must be a positive number of samples, got {args.n}")
-    if not (0 <= args.temperature <= 10):
-        raise UserError(f"--temperature must be between 0 and 10, got {args.temperature}")
+    temperatures = args.temperature or [1.0]
+    bad = [t for t in temperatures if not 0 <= t <= 10]
+    if bad:
+        raise UserError(f"--temperature must be between 0 and 10, got {bad[0]}")
     flow, cfg, ckpt = RunDir(args.run).load_flow()
-    context = _context_of(flow, args)
-    torch.manual_seed(args.seed)
     is_image = len(flow.event_shape) == 3
+    if is_image and out.suffix.lower() == ".csv":
+        raise UserError("an image run writes its samples as a .png grid or an .npy of pixels, not a .csv")
+    context = _context_of(flow, args)
     args.n = args.n or (64 if is_image else 2000)
-    if is_image:
-        _sample_images(flow, ckpt.n_levels or 256, args, out)
-    else:
-        samples = flow.sample(args.n, temperature=args.temperature, context=context).numpy()
-        if out.suffix.lower() == ".npy":
-            _save_npy(out, samples)
+    for temperature in temperatures:
+        path = out if len(temperatures) == 1 else out.with_name(f"{out.stem}_t{temperature:g}{out.suffix}")
+        torch.manual_seed(args.seed)
+        args.temperature = temperature
+        if is_image:
+            _sample_images(flow, ckpt.n_levels or 256, args, path)
         else:
-            splits = load_splits(cfg.data)
-            data, title = splits.train[: args.n], f"temperature {args.temperature:g}"
-            if context is not None:  # beside the training rows whose context is nearest the one asked for
-                data = splits.train[nearest_rows(splits.train_c, context, args.n)]
-                title += f", context {', '.join(f'{v:g}' for v in context)}"
-            data_and_samples(data, samples, out, title=title)
-    if not args.quiet:
-        print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+            _sample_vectors(flow, cfg, context, args, path)
+        if not args.quiet:
+            print(f"wrote {args.n} samples at temperature {temperature:g} to {path}", file=sys.stderr)
+
+
+def _sample_vectors(flow: Flow, cfg: Config, context: np.ndarray | None, args: argparse.Namespace,
+                    out: Path) -> None:
+    """A vector run's samples: an .npy array, a .csv headed by the run's column names, or a .png beside
+    the training rows (those nearest the context of a conditional run)."""
+    samples = flow.sample(args.n, temperature=args.temperature, context=context).numpy()
+    names = list(cfg.data.column_names) if len(cfg.data.column_names) == flow.event_size else \
+        [f"x{j}" for j in range(flow.event_size)]
+    if out.suffix.lower() == ".npy":
+        _save_npy(out, samples)
+    elif out.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        np.savetxt(buffer, samples, delimiter=",", header=",".join(names), comments="", fmt="%.9g")
+        atomic_write_bytes(out, buffer.getvalue().encode())
+    else:
+        splits = load_splits(cfg.data)
+        data, title = splits.train[: args.n], f"temperature {args.temperature:g}"
+        if context is not None:  # beside the training rows whose context is nearest the one asked for
+            data = splits.train[nearest_rows(splits.train_c, context, args.n)]
+            title += f", context {', '.join(f'{v:g}' for v in context)}"
+        data_and_samples(data, samples, out, title=title, names=names)
