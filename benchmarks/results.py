@@ -21,6 +21,7 @@ from benchmarks.render.fixed import prose
 from benchmarks.render.mnist10k import mnist_section
 from benchmarks.render.moons import moons_section
 from benchmarks.render.precision import precision_section
+from benchmarks.render.real_tables import real_tables_section, roles_of
 from benchmarks.render.speed import speed_section
 from benchmarks.render.tabular import tabular_section
 
@@ -37,6 +38,7 @@ def render(folder: Path = HERE) -> str:
                 mnist_section(raw("mnist10k_results"), raw("mnist10k_results_previous"), raw("mnist10k_design")),
                 speed_section(raw("moons_results"), raw("mnist10k_results")),
                 tabular_section(raw("tabular_results")),
+                real_tables_section(raw("real_tables_results"), roles_of(raw("real_tables_results"))),
                 conditional_section(raw("conditional_results")),
                 colour_section(raw("colour_results"), raw("colour_design")),
                 precision_section(raw("precision_results"))]
