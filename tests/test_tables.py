@@ -253,3 +253,12 @@ def test_a_tie_with_the_gaussian_is_called_a_tie():
     from realnvp.cli.evaluate import verdict
     assert verdict({"test_nll_nats": 19.02, "baseline_gaussian_test_nll_nats": 19.02}).startswith("the flow ties")
     assert "WORSE" in verdict({"test_nll_nats": 19.1, "baseline_gaussian_test_nll_nats": 19.02})
+
+
+def test_a_table_wider_than_realnvp_models_is_refused_from_its_first_line(tmp_path, capsys):
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(",".join(["1.5"] * 20_000) for _ in range(12)) + "\n")
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "20000 columns; realnvp models at most 10000" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
