@@ -35,7 +35,7 @@ from realnvp.data.image_files import (
 from realnvp.errors import UserError
 
 __all__ = ["IMAGE_DATASETS", "ImageSet", "check_levels", "data_root", "load_images", "n_levels_of", "read_cifar_batch",
-           "read_idx", "read_image_folder", "read_image_npz", "to_nchw"]
+           "read_idx", "read_image_folder", "read_image_npz", "split_seeded", "to_nchw"]
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "celeba", "folder")
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -93,10 +93,10 @@ def load_images(cfg: DataConfig) -> ImageSet:
         return read_image_npz(Path(cfg.path), levels, expected)
     if cfg.path.lower().endswith(".npy"):  # one array of images: split like a folder
         images = check_levels(to_nchw(read_pixel_file(Path(cfg.path)), cfg.path), levels, cfg.path)
-        return ImageSet(*_split(images, cfg), levels)
+        return ImageSet(*split_seeded(images, cfg), levels)
     if cfg.name == "digits":
         images = load_digits().data.reshape(-1, 1, 8, 8).astype(np.uint8)
-        return ImageSet(*_split(images, cfg), levels)
+        return ImageSet(*split_seeded(images, cfg), levels)
     root = data_root(cfg)
     if cfg.name in ("mnist", "fashion-mnist"):
         return ImageSet(*_read_mnist(root, cfg.name, cfg.download), levels)
@@ -104,12 +104,19 @@ def load_images(cfg: DataConfig) -> ImageSet:
         return ImageSet(*_read_cifar10(root, cfg.download), levels)
     if cfg.name == "celeba":
         return ImageSet(*_read_celeba(root, cfg.image_size or 64, cfg.download), levels)
-    return ImageSet(*_split(read_image_folder(root, cfg.image_size), cfg), levels)
+    return ImageSet(*split_seeded(read_image_folder(root, cfg.image_size), cfg), levels)
 
 
-def _split(images: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+def split_seeded(images: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """Datasets without an official test set: a seeded permutation, the first ``1 - test_fraction``
-    for training (for digits with seed 0 exactly the benchmark protocol's 1437 / 360 split)."""
+    for training (for digits with seed 0 exactly the benchmark protocol's 1437 / 360 split). Their
+    class labels are split by the same call, so images and labels stay in step.
+
+    Example:
+        >>> train, test = split_seeded(np.arange(10), DataConfig(name="digits", seed=0, test_fraction=0.2))
+        >>> len(train), len(test), sorted(train.tolist() + test.tolist()) == list(range(10))
+        (8, 2, True)
+    """
     order = np.random.RandomState(cfg.seed).permutation(len(images))
     n_train = int((1.0 - cfg.test_fraction) * len(images))
     if n_train < 1 or n_train >= len(images):

@@ -14,17 +14,10 @@ from sklearn.datasets import load_digits
 
 from realnvp.config import DataConfig
 from realnvp.data.image_files import _ArrayUnpickler, _image_paths, first_line, read_idx
-from realnvp.data.images import data_root
+from realnvp.data.images import data_root, split_seeded
 from realnvp.errors import UserError
 
 MAX_CLASSES = 10000
-
-
-def _split_like_images(labels: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The train/test split ``data.images`` makes of a dataset without a test set (same permutation)."""
-    order = np.random.RandomState(cfg.seed).permutation(len(labels))
-    n_train = int((1.0 - cfg.test_fraction) * len(labels))
-    return labels[order[:n_train]], labels[order[n_train:]]
 
 
 def _checked(labels: np.ndarray, origin: str) -> np.ndarray:
@@ -132,14 +125,14 @@ def image_labels(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{cfg.path}: an .npy holds no class labels; a conditional model needs an .npz with "
                         f"x_train, y_train, x_test and y_test")
     if cfg.name == "digits":
-        return _split_like_images(_checked(load_digits().target, "digits"), cfg)
+        return split_seeded(_checked(load_digits().target, "digits"), cfg)
     root = data_root(cfg)
     if cfg.name in ("mnist", "fashion-mnist"):
         return _mnist_labels(root, cfg.name)
     if cfg.name == "cifar10":
         return _cifar_labels(root)
     if cfg.name == "folder":
-        return _split_like_images(folder_classes(root)[0], cfg)
+        return split_seeded(folder_classes(root)[0], cfg)
     raise UserError(f"{cfg.name} has no class labels here: a conditional image model needs digits, mnist, "
                     f"fashion-mnist, cifar10, a folder with one sub-folder per class, or an .npz with y_train/y_test")
 
