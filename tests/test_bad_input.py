@@ -231,7 +231,7 @@ CASES = [
     ("temperature-large", "temperature out of range", "sample {run} --temperature 50 -o {tmp}/s.npy",
      "--temperature must be between 0 and 10, got 50.0", None),
     ("samples-negative", "negative -n", "sample {run} -n -5 -o {tmp}/s.npy",
-     "-n must be a positive number of samples, got -5", None),
+     "argument -n: must be from 1 to 10,000,000, got -5 (see: realnvp sample --help)", None),
     ("output-directory", "output folder does not exist", "sample {run} -o {tmp}/nowhere/s.npy",
      "cannot write {tmp}/nowhere/s.npy: directory {tmp}/nowhere does not exist", None),
     ("output-suffix", "output type not supported", "sample {run} -o {run}/checkpoint.pt",
@@ -311,8 +311,8 @@ CASES = [
     ("resume-other-file", "--resume with a data file",
      RESUME + " --set model.hidden=8 --data {tmp}/more.npy",
      "cannot resume from {run}/checkpoint.pt: data.name is 'moons' in the run, 'file' now; data.path is '' in the "
-     "run, '{tmp}/more.npy' now; data.column_types is 'auto' in the run, 'real,real' now "
-     "(only train.* settings may change)", None),
+     "run, '{tmp}/more.npy' now; data.column_types is 'auto' in the run, 'real,real' now; "
+     "and 1 more (only train.* settings may change)", None),
     ("sample-output-folder", "sample -o names a folder", "sample {run} -o {tmp}/a_dir",
      "cannot write {tmp}/a_dir: it is a directory", None),
     ("score-output-folder", "score -o names a folder", "score {run} {tmp}/ok.npy -o {tmp}",
@@ -337,6 +337,22 @@ CASES = [
     ("checkpoint-code-stack-global", "protocol-4 STACK_GLOBAL pickle", "sample {run} -o {tmp}/s.npy",
      "refusing to load {run}/best.pt: it asks to run code (os.system); only tensors are loaded",
      "stack_global_best"),
+    ("samples-too-many", "more samples than one call draws", "sample {run} -n 10000000000 -o {tmp}/s.npy",
+     "argument -n: must be from 1 to 10,000,000, got 10000000000 (see: realnvp sample --help)", None),
+    ("animate-negative", "negative animation points", "animate {run} -n -5 -o {tmp}/a.gif",
+     "argument -n: must be from 1 to 100,000, got -5 (see: realnvp animate --help)", None),
+    ("seed-overflow", "a seed beyond 2**31 - 1", "sample {run} --seed 99999999999999999999999 -o {tmp}/s.npy",
+     "argument --seed: must be from 0 to 2,147,483,647, got 99999999999999999999999 (see: realnvp sample --help)",
+     None),
+    ("data-too-wide", "a CSV wider than realnvp models", "train --data {tmp}/too_wide.csv --out {tmp}/new --quiet",
+     "{tmp}/too_wide.csv: 10001 columns; realnvp models at most 10000 (a full-covariance first layer is "
+     "quadratic in them)", None),
+    ("data-text-cell", "a text cell in a CSV", "train --data {tmp}/text.csv --out {tmp}/new --quiet",
+     "{tmp}/text.csv: line 3, column 'b' holds 'abc', not a number; realnvp models numeric columns only "
+     "(remove or encode that column)", None),
+    ("data-constant-column", "a constant column", "train --data {tmp}/constant.csv --out {tmp}/new --quiet",
+     "{tmp}/constant.csv: column 'c' is constant (no density exists along it); remove it, or --set "
+     "data.constant=drop to model the other columns", None),
 ]
 
 
@@ -353,6 +369,9 @@ def _scratch(tmp: Path) -> None:
     bad[3, 1] = np.nan
     np.save(tmp / "nan.npy", bad)
     (tmp / "inf.csv").write_text("x,y\n1,2\n3,4\ninf,5\n" + "1,1\n" * 20)
+    (tmp / "too_wide.csv").write_text(",".join(["1"] * 10_001) + "\n")
+    (tmp / "text.csv").write_text("a,b\n1,2\n3,abc\n" + "1,1\n" * 20)
+    (tmp / "constant.csv").write_text("a,b,c\n" + "".join(f"{i},{i * i % 7},5\n" for i in range(30)))
     np.save(tmp / "cube.npy", np.zeros((20, 2, 2)))
     np.save(tmp / "strings.npy", np.array([["a", "b"]] * 20))
     np.save(tmp / "empty.npy", np.zeros((0, 2)))

@@ -5,6 +5,7 @@ the module of ``realnvp.cli`` that runs it."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 from realnvp.config import preset_names
@@ -12,6 +13,31 @@ from realnvp.errors import UserError
 
 RAW = argparse.RawDescriptionHelpFormatter
 DEVICES = ("auto", "cpu", "cuda")
+# Bounds checked before anything is allocated (docs/bad-input.md): samples per `sample` call, points per
+# animation, and seeds (numpy's RandomState and torch take at most 2**32 - 1).
+MAX_SAMPLES, MAX_ANIMATION_POINTS, MAX_SEED = 10_000_000, 100_000, 2**31 - 1
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, else a one-line error naming the range.
+
+    Example:
+        >>> int_in(1, 10)("3")
+        3
+        >>> int_in(1, 10)("99")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: must be from 1 to 10, got 99
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text}")
+        return value
+    return parse
 
 EXAMPLES = """examples:
   realnvp train moons --out runs/moons              # the default 2-D job, with pictures
@@ -118,7 +144,7 @@ def _looking(sub: argparse._SubParsersAction) -> None:
 
     p = _add(sub, "sample", "draw samples from a trained run", SAMPLE_EXAMPLES)
     p.add_argument("run", help="run directory")
-    p.add_argument("-n", type=int, help="number of samples (default 2000; 64 for image runs)")
+    p.add_argument("-n", type=int_in(1, MAX_SAMPLES), help="number of samples (default 2000; 64 for image runs)")
     p.add_argument("--temperature", type=float, action="append", help="base std multiplier (default 1.0); "
                    "repeat it for one file per temperature, named OUTPUT_tT.EXT")
     p.add_argument("--class", type=int, dest="class_", metavar="K", help="class-conditional runs: samples of "
@@ -127,7 +153,7 @@ def _looking(sub: argparse._SubParsersAction) -> None:
                    "context column) every sample is drawn given")
     p.add_argument("-o", "--output", required=True, help=".png picture, .npy array or (tables) .csv with the "
                    "column names")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0)
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
 
     p = _add(sub, "animate", "base samples bent through each layer in turn", ANIMATE_EXAMPLES,
@@ -136,8 +162,8 @@ def _looking(sub: argparse._SubParsersAction) -> None:
              "coupling; for image runs up to 64 samples turning into images, one frame per layer.")
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", required=True, help=".gif (or .mp4 with ffmpeg)")
-    p.add_argument("-n", type=int, default=1500, help="number of points (default 1500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=int_in(1, MAX_ANIMATION_POINTS), default=1500, help="number of points (default 1500)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0)
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
 
 
