@@ -262,3 +262,22 @@ def test_a_table_wider_than_realnvp_models_is_refused_from_its_first_line(tmp_pa
     err = capsys.readouterr().err.strip()
     assert "20000 columns; realnvp models at most 10000" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_altered_run_files_are_skipped_not_a_traceback(tmp_path, capsys):
+    """Issue 'Reliability round 3': a metrics line whose step is text, deeply nested JSON in evaluation.json
+    and a TOML of 5,000 nested arrays end in a result or one line, never a traceback."""
+    np.save(tmp_path / "t.npy", mixed_table(200, 2)[:, :2])
+    run = tmp_path / "run"
+    main(["train", "--data", str(tmp_path / "t.npy"), "--out", str(run), "--steps", "20", "--no-pictures", "--quiet"])
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": "x"}\n' + "[" * 5000 + "]" * 5000 + "\n")
+    (run / "evaluation.json").write_text('{"test_nll_nats": "abc"}')
+    assert main(["train", "--data", str(tmp_path / "t.npy"), "--out", str(run), "--steps", "30", "--no-pictures",
+                 "--quiet", "--resume"]) == 0
+    assert main(["runs", str(tmp_path)]) == 0
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "deep.toml"), "--out", str(tmp_path / "new"), "--quiet"]) == 2
+    expected = f"realnvp: error: {tmp_path / 'deep.toml'}: not valid TOML (nested too deeply)"
+    assert capsys.readouterr().err.strip() == expected

@@ -265,6 +265,8 @@ def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{origin}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{origin}: not valid TOML (nested too deeply)") from None
     cfg = Config.from_dict(raw, origin)
     for item in overrides:
         key, sep, value = item.partition("=")

@@ -115,9 +115,26 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """
     try:
         value = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and well_typed(value) else None
+
+
+# Run-file keys that hold numbers: a record where one holds anything else (a string, a list) was
+# altered, and is skipped like a torn line rather than breaking report or resume with a TypeError.
+NUMERIC_SUFFIXES = ("step", "steps", "nll", "nats", "bpd", "_s", "seconds", "lr", "error", "params", "per_dim",
+                    "bits_per_dim", "bits_per_dim_iw", "n_train", "n_test", "dim")
+
+
+def well_typed(record: dict[str, Any]) -> bool:
+    """Whether every numeric field of a run-file record (``NUMERIC_SUFFIXES``) is a number or null.
+
+    Example:
+        >>> well_typed({"step": 10, "val_nll": 0.4}), well_typed({"step": "x"}), well_typed({"test_nll_nats": "abc"})
+        (True, False, False)
+    """
+    return all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+               for key, value in record.items() if key.endswith(NUMERIC_SUFFIXES))
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:
@@ -261,9 +278,9 @@ class RunDir:
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
-            if isinstance(record, dict):
+            if isinstance(record, dict) and well_typed(record):
                 records.append(record)
         return records
 

@@ -26,7 +26,7 @@ def _holder(record: str) -> str:
     try:
         info = json.loads(record)
         return f"process {info['pid']} on {info['host']}, since {info['since']}"
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return f"an unknown process ({record.strip()[:60]!r})"
 
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         0
         >>> with contextlib.redirect_stderr(sys.stdout):
         ...     main(["sample", str(run_dir), "-o", str(tmp / "s.jpg")])
-        realnvp: error: output 's.jpg' must end in .png or .npy
+        realnvp: error: output 's.jpg' must end in .png, .npy or .csv
         2
     """
     set_openmp_spin()  # the process starts here (the realnvp command, python -m realnvp, torchrun)

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     Example:
         >>> args = build_parser().parse_args(["sample", "runs/moons", "-o", "samples.png"])
         >>> args.run, args.n, args.temperature, args.command
-        ('runs/moons', None, 1.0, 'sample')
+        ('runs/moons', None, None, 'sample')
     """
     parser = Parser(prog="realnvp", description="Real NVP normalizing flows: train, evaluate, sample, animate.",
                     epilog=EXAMPLES, formatter_class=RAW)

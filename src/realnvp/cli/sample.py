@@ -88,8 +88,6 @@ def run(args: argparse.Namespace) -> None:
     """
     out = Path(args.output)
     check_output(out, (".png", ".npy", ".csv"))
-    if args.n is not None and args.n <= 0:
-        raise UserError(f"-n must be a positive number of samples, got {args.n}")
     temperatures = args.temperature or [1.0]
     bad = [t for t in temperatures if not 0 <= t <= 10]
     if bad:

@@ -17,7 +17,7 @@ from realnvp.atomic import atomic_write_bytes, fsync_dir
 from realnvp.checkpoint import Checkpoint
 from realnvp.config import Config
 from realnvp.errors import UserError
-from realnvp.rundir import CHECKPOINT, METRICS, PREVIOUS, RUN_FILES
+from realnvp.rundir import CHECKPOINT, METRICS, PREVIOUS, RUN_FILES, well_typed
 
 
 def save_latest(run_dir: Path, ckpt: Checkpoint) -> None:
@@ -149,9 +149,9 @@ def tidy(run_dir: Path, step: int) -> None:
     for line in lines:
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
-        if isinstance(record, dict) and record.get("step", 0) <= step:
+        if isinstance(record, dict) and well_typed(record) and (record.get("step") or 0) <= step:
             keep.append(line)
     if keep != lines:
         atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
