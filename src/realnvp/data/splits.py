@@ -109,10 +109,11 @@ def _contexts(cfg: DataConfig, train: np.ndarray, test: np.ndarray, n_levels: in
 
 
 def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, image_size: int = 0) -> np.ndarray:
-    """A held-out file checked against the training data's example ``shape``: vectors (``n_levels``
-    0) from .npy/.npz/.csv; images from a folder, or an .npy or .npz (``x_test``, ``x`` or its one array)
-    of integer pixels ``0 .. n_levels - 1`` laid out ``[N, H, W]``, ``[N, C, H, W]`` or ``[N, H, W, C]``.
-    Anything else: one-line ``UserError``.
+    """The user's examples in ``path`` (``data.test_path``, ``evaluate --data``, ``score``) checked
+    against the run's example ``shape``: vectors (``n_levels`` 0) from .npy/.npz/.csv with the run's
+    columns; images from a folder (resized to ``image_size`` when set), or an .npy or .npz (``x_test``,
+    ``x`` or its one array) of integer pixels ``0 .. n_levels - 1`` laid out ``[N, H, W]``, ``[N, C, H,
+    W]`` or ``[N, H, W, C]``. Anything else: one-line ``UserError``.
 
     Example:
         >>> np.save(tmp / "test.npy", np.zeros((5, 3), np.float32))
@@ -133,9 +134,8 @@ def read_held_out(path: str | Path, shape: tuple[int, ...], n_levels: int = 0, i
     elif path.suffix.lower() in (".npy", ".npz"):
         images = to_nchw(read_pixel_file(path), str(path), shape)
     else:
-        raise UserError(f"{path}: held-out images must be a folder of images, an .npy or an .npz")
+        raise UserError(f"{path}: an image run takes a folder of images or an .npy/.npz of integer pixels")
     if tuple(images.shape[1:]) != tuple(shape):
         raise UserError(f"{path}: the run takes images of shape {tuple(shape)} [C, H, W], "
                         f"got {tuple(images.shape[1:])}")
     return check_levels(images, n_levels, str(path))
-

@@ -7,13 +7,12 @@ import io
 import math
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from realnvp.data import read_vectors
-from realnvp.data.image_files import check_levels, read_image_folder, read_pixel_file, to_nchw
+from realnvp.data.image_files import check_levels, to_nchw
+from realnvp.data.splits import read_held_out
 from realnvp.errors import UserError
 from realnvp.evaluation.conditional import read_with_context
 from realnvp.evaluation.metrics import bits_per_dim, log_prob_in_chunks, row_log_likelihood, seeded_dequantizations
@@ -64,33 +63,6 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None
     if bool((flow.lattice > 0).any()):
         return row_log_likelihood(flow, x, context=context).numpy()
     return log_prob_in_chunks(flow, x, batch_size, context).numpy()
-
-
-def read_input(path: str | Path, flow: Flow, n_levels: int = 0) -> np.ndarray:
-    """The examples in ``path`` as the run expects them: a .npy/.npz/.csv table for vector runs; for
-    image runs (``n_levels`` pixel levels) a folder of images or an .npy/.npz of integer pixels ``[N, H,
-    W]``, ``[N, C, H, W]`` or ``[N, H, W, C]``. A shape or value mismatch is a one-line ``UserError``.
-
-    Example:
-        >>> from realnvp import load
-        >>> (tmp / "points.csv").write_text("x,y\\n0.5,0.25\\n1.0,0.0\\n")
-        21
-        >>> read_input(tmp / "points.csv", load(run_dir)).shape
-        (2, 2)
-    """
-    path = Path(path)
-    if not n_levels:
-        return read_vectors(path, expected_dim=flow.event_size)
-    if path.is_dir():
-        images = read_image_folder(path)
-    elif path.suffix.lower() in (".npy", ".npz") and path.is_file():
-        images = to_nchw(read_pixel_file(path), str(path), flow.event_shape)
-    else:
-        raise UserError(f"{path}: an image run scores a folder of images or an .npy/.npz of integer pixels")
-    if tuple(images.shape[1:]) != flow.event_shape:
-        raise UserError(f"{path}: the run takes images of shape {flow.event_shape} [C, H, W], got "
-                        f"{tuple(images.shape[1:])}")
-    return check_levels(images, n_levels, str(path))
 
 
 def score_images(flow: Flow, images: np.ndarray, n_levels: int, draws: int = 10, seed: int = 1,
@@ -157,7 +129,7 @@ def score(run: str | os.PathLike | Flow, data: str | os.PathLike | np.ndarray, n
         if n_levels:
             x = check_levels(to_nchw(x, "the images to score", flow.event_shape), n_levels, "the images to score")
     else:
-        x = read_input(data, flow, n_levels)
+        x = read_held_out(data, flow.event_shape, n_levels)
     if len(x) == 0:
         raise UserError("no examples to score")
     if n_levels:
