@@ -541,3 +541,17 @@ def test_a_full_disk_while_resuming_keeps_the_last_checkpoint(trained, tmp_path,
     monkeypatch.undo()
     assert main(resume) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 80
+
+
+def test_a_disk_full_at_the_first_checkpoint_leaves_nothing_and_the_retry_starts(tmp_path, capsys, monkeypatch):
+    """best.pt (the untrained start) is written, then checkpoint.pt hits a full disk: the failed first
+    start removes what it wrote, so the same command works once there is space (docs/bad-input.md)."""
+    argv = ["train", "moons", "--out", str(tmp_path / "new"), "--quiet", "--no-pictures", "--steps", "20",
+            "--set", "data.n_train=500", "--set", "model.hidden=8", "--set", "train.eval_every=10"]
+    with monkeypatch.context() as patch:
+        _disk_full(patch, suffix="checkpoint.pt")
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0]
+    assert not (tmp_path / "new").exists()
+    assert main(argv) == 0 and (tmp_path / "new" / "checkpoint.pt").exists()

@@ -232,11 +232,13 @@ class RunDir:
                 del _SCOPES[key]
             lock = RunLock.held_on(self.path) if outermost and self.path.is_dir() else None
             if lock is not None:
-                self._end_training(lock, discard=failed and not self.has_checkpoint())
+                # best.pt alone (the untrained start, written before the first checkpoint) is no progress.
+                resumable = any((self.path / name).exists() for name in (CHECKPOINT, PREVIOUS))
+                self._end_training(lock, discard=failed and not resumable)
 
     def _end_training(self, lock: RunLock, discard: bool) -> None:
         if discard:
-            for name in (CONFIG, METRICS):
+            for name in (CONFIG, METRICS, BEST):
                 (self.path / name).unlink(missing_ok=True)
             for tmp in self.path.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
