@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from realnvp.config import DataConfig
+from realnvp.data.source import data_source
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import BASELINE, bits_per_dim
 from realnvp.rundir import CONFIG, RunDir, read_json
@@ -35,7 +37,8 @@ def run_summary(run_dir: Path, root: Path) -> dict[str, Any]:
     data_cfg = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     row: dict[str, Any] = dict.fromkeys(COLUMNS + RAW)
     row["name"] = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
-    row["data"] = data_cfg.get("path") if data_cfg.get("name") == "file" else data_cfg.get("name")
+    if data_cfg.get("name"):
+        row["data"] = data_source(DataConfig(name=str(data_cfg["name"]), path=str(data_cfg.get("path") or "")))
     evaluation = run.evaluation()
     if evaluation is None:
         records = run.metrics()

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from realnvp.data import Splits, load_splits
+from realnvp.data.source import data_source
 from realnvp.errors import UserError
 from realnvp.evaluation.baselines import gaussian_log_prob, gaussian_nll, shrinkage_fit
 from realnvp.flow import Flow
@@ -230,9 +231,7 @@ def evaluate_run(run_dir: str | Path, trained: TrainedRun | None = None,
         metrics = _table_metrics(flow, splits)
     return {
         "run": str(run.path),
-        # The user's file or folder by its path (an .npz of any dataset too); a named dataset by its name.
-        "data": cfg.data.path if cfg.data.path and (cfg.data.name in ("file", "folder") or Path(
-            cfg.data.path).suffix.lower() in (".npz", ".npy")) else cfg.data.name,
+        "data": data_source(cfg.data),
         "dim": flow.event_size,
         **metrics,
         # Conditional runs: every NLL above is log p(x | context); say which context it was given.

@@ -16,6 +16,7 @@ import torch
 
 from realnvp.config import Config, DataConfig
 from realnvp.data import Splits, load_splits
+from realnvp.data.source import data_source
 from realnvp.flow import Flow
 from realnvp.rundir import (
     ANIMATION,
@@ -33,17 +34,6 @@ from realnvp.viz.animate import animate
 from realnvp.viz.conditional import class_temperature_grid, context_densities
 from realnvp.viz.images import animate_images, sample_grid, scales_picture
 from realnvp.viz.plots import corner, data_and_samples, log_density
-
-
-def data_label(cfg: DataConfig) -> str:
-    """How pictures name the data: the preset's dataset, or a user file's or folder's name (not ``file``).
-
-    Example:
-        >>> data_label(DataConfig(name="moons")), data_label(DataConfig(name="file", path="/x/my.csv"))
-        ('moons', 'my.csv')
-    """
-    named_by_file = cfg.name in ("file", "folder") or Path(cfg.path).suffix.lower() in (".npz", ".npy")
-    return Path(cfg.path).name if cfg.path and named_by_file else cfg.name
 
 
 def column_names(cfg: DataConfig, dim: int) -> list[str] | None:
@@ -83,7 +73,7 @@ class Scene:
         """The scene of a run's flow and config, its splits read as training read them (or ``splits``,
         when the caller has read them: ``realnvp train`` reads its data once)."""
         splits = splits or load_splits(cfg.data, labels=cfg.model.conditional)
-        return cls(flow, splits, data_label(cfg.data),
+        return cls(flow, splits, data_source(cfg.data, short=True),
                    column_names(cfg.data, flow.event_size), cfg.model.n_scales, n)
 
     @functools.cached_property

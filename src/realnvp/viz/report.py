@@ -16,6 +16,7 @@ from PIL import Image
 
 from realnvp.atomic import atomic_write_bytes
 from realnvp.config import Config
+from realnvp.data.source import data_source
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import BASELINE, evaluate_run
 from realnvp.rundir import CONFIG, REPORT, RunDir, load
@@ -172,7 +173,7 @@ def _page(name: str, cfg: Config, scene: Scene, metrics: dict[str, Any], shown: 
               if records else "<p class='note'>no metrics.jsonl records</p>")
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>realnvp report: {name}"
              f"</title><style>{CSS}</style></head><body>", f"<h1>Real NVP run <code>{name}</code></h1>",
-             f"<p class='note'>data: {html.escape(str(metrics.get('data', cfg.data.name)))}, "
+             f"<p class='note'>data: {html.escape(str(metrics.get('data', data_source(cfg.data))))}, "
              f"example shape {tuple(flow.event_shape)}, {flow.n_params():,} parameters</p>",
              f"<p class='headline'>{html.escape(_headline(metrics))}</p>", baseline_line(metrics), headline,
              "<h2>Training curves</h2>", curves, "<h2>Samples</h2>", samples,
