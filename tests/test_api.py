@@ -49,7 +49,7 @@ def test_a_wrong_shape_names_the_expected_one(flow, shape):
 
 
 def test_log_prob_refuses_integer_pixels_for_an_image_flow():
-    images = build_image_flow((1, 4, 4), hidden=4, n_blocks=1).eval()
+    images = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1).eval()
     assert images.log_prob(np.full((1, 4, 4), 0.5)).shape == ()
     with pytest.raises(ValueError, match=r"dequantized pixels in \[0, 1\).*n_levels"):
         images.log_prob(np.zeros((2, 1, 4, 4), np.uint8))

@@ -62,7 +62,7 @@ def test_vector_log_det_is_exact_under_bf16(dim):
 
 
 def test_image_log_det_is_exact_under_bf16():
-    flow = _perturbed(build_image_flow((1, 4, 4), n_scales=2, hidden=8, n_blocks=1, scale_couplings=1,
+    flow = _perturbed(build_image_flow((1, 4, 4), n_scales=2, feature_maps=8, n_blocks=1, scale_couplings=1,
                                        final_couplings=2))
     x = torch.rand(1, 1, 4, 4) * 0.9 + 0.05
     pairs, seen = _coupling_log_dets(flow, x)

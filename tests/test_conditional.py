@@ -108,7 +108,7 @@ def test_the_context_changes_the_map_and_log_det():
 
 def test_per_example_contexts_equal_one_call_per_example():
     torch.manual_seed(0)
-    flow = perturb_(build_image_flow((1, 4, 4), hidden=4, n_blocks=1, batch_norm=False, norm="none", n_classes=3))
+    flow = perturb_(build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, batch_norm=False, norm="none", n_classes=3))
     x, labels = torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 2])
     together = flow.log_prob(x, context=labels)
     alone = torch.stack([flow.log_prob(x[i], context=int(labels[i])) for i in range(3)])
@@ -130,7 +130,7 @@ def test_missing_surplus_or_bad_contexts_are_value_errors():
     import pytest
 
     vec = build_vector_flow(2, 2, hidden=(8,), context_size=1)
-    img = build_image_flow((1, 4, 4), hidden=4, n_blocks=1, n_classes=10)
+    img = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, n_classes=10)
     plain = build_vector_flow(2, 2, hidden=(8,))
     cases = [(lambda: vec.log_prob(torch.zeros(3, 2)), "conditional: pass context"),
              (lambda: plain.log_prob(torch.zeros(3, 2), context=1.0), "not conditional"),

@@ -118,7 +118,7 @@ def test_trace_follows_the_inverse_in_the_input_layout():
 
 def test_trace_of_a_multi_scale_model_adds_up_to_its_log_det():
     torch.manual_seed(0)
-    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, hidden=4, n_blocks=1)).eval()
+    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, feature_maps=4, n_blocks=1)).eval()
     x = torch.rand(3, 2, 4, 4)
     z, log_det = flow(x)
     steps = flow.trace(x)

@@ -24,7 +24,7 @@ from checks import check_bijector, perturb_
                                                     ((2, 4, 4), "batch", {"squeezed": True, "linear": True})])
 def test_whole_model_log_det_matches_autograd(shape, norm, variant):
     torch.manual_seed(0)
-    flow = build_image_flow(shape, n_scales=2, hidden=4, n_blocks=1, norm=norm, **variant)
+    flow = build_image_flow(shape, n_scales=2, feature_maps=4, n_blocks=1, norm=norm, **variant)
     perturb_(flow.chain, scale=0.1)
     x = torch.rand(5, *shape, dtype=torch.float64) * 0.9 + 0.05
     flow.chain.double().train()(x)  # batch-norm statistics from a first batch, as in training
@@ -35,7 +35,7 @@ def test_squeezed_model_keeps_an_odd_last_scale_at_full_resolution():
     """MNIST's layout: 3 scales of 12x12 end at 3x3, which cannot be squeezed; its couplings stay plain
     checkerboard ones and the whole model is still exact."""
     torch.manual_seed(0)
-    flow = build_image_flow((1, 12, 12), n_scales=3, hidden=4, n_blocks=1, squeezed=True, linear=True)
+    flow = build_image_flow((1, 12, 12), n_scales=3, feature_maps=4, n_blocks=1, squeezed=True, linear=True)
     kinds = [type(layer).__name__ for layer in flow.modules()]
     assert kinds.count("MaskedAffineCoupling") == 4 and kinds.count("Squeeze") == 2  # one per even scale
     perturb_(flow.chain, scale=0.1)
@@ -45,7 +45,7 @@ def test_squeezed_model_keeps_an_odd_last_scale_at_full_resolution():
 
 
 def test_three_scales_round_trip_and_layout():
-    flow = build_image_flow((1, 8, 8), n_scales=3, hidden=4, n_blocks=1).eval()
+    flow = build_image_flow((1, 8, 8), n_scales=3, feature_maps=4, n_blocks=1).eval()
     x = torch.rand(3, 1, 8, 8)
     z, _ = flow(x)
     assert z.shape == x.shape
@@ -57,7 +57,7 @@ def test_three_scales_round_trip_and_layout():
 @pytest.mark.parametrize("parity", [0, 1])
 def test_squeezed_checkerboard_coupling_passes_the_same_pixels(parity):
     """On the squeezed image a checkerboard coupling leaves exactly checkerboard_mask's pixels unchanged."""
-    settings = CouplingSettings(hidden=4, n_blocks=1, batch_norm=False, squeezed=True)
+    settings = CouplingSettings(feature_maps=4, n_blocks=1, batch_norm=False, squeezed=True)
     coupling = perturb_(settings.checkerboard(2, 4, 4, count=parity + 1, scale=0)[parity])
     x = torch.rand(3, 2, 4, 4)
     y = Chain([Squeeze(), coupling, Unsqueeze()])(x)[0]
@@ -69,7 +69,7 @@ def test_squeezed_checkerboard_coupling_passes_the_same_pixels(parity):
 def test_latent_scale_map_marks_what_each_scale_factors_out(squeezed):
     """Changing the coarser scale's layers moves exactly the latents the map assigns to it."""
     torch.manual_seed(0)
-    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, hidden=4, n_blocks=1, squeezed=squeezed)).eval()
+    flow = perturb_(build_image_flow((2, 4, 4), n_scales=2, feature_maps=4, n_blocks=1, squeezed=squeezed)).eval()
     x = torch.rand(3, 2, 4, 4)
     z = flow(x)[0]
     inner = next(m for m in flow.modules() if isinstance(m, FactorOut)).inner

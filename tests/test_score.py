@@ -93,7 +93,7 @@ def test_image_scores_agree_with_evaluate_bits_per_dim():
     from realnvp.models.image import build_image_flow
 
     torch.manual_seed(0)
-    flow = perturb_(build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1), scale=0.3).eval()
+    flow = perturb_(build_image_flow((1, 4, 4), n_scales=2, feature_maps=4, n_blocks=1), scale=0.3).eval()
     images = np.random.RandomState(0).randint(0, 17, size=(400, 1, 4, 4)).astype(np.uint8)
     out = score_images(flow, images, n_levels=17, draws=4)
     nll, _ = dequantized_nll(flow, torch.from_numpy(images), 17, draws=4)

@@ -165,7 +165,7 @@ def dequantized_nll(flow: Flow, images: torch.Tensor, n_levels: int, draws: int 
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1)
         >>> mean, bound = dequantized_nll(flow, torch.zeros(3, 1, 4, 4, dtype=torch.uint8), 256, draws=4)
         >>> bound <= mean
         True

@@ -57,9 +57,10 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         if cfg.coupling != "affine":
             raise UserError(f"model.coupling = {cfg.coupling!r} is for vector models; image models are affine")
         try:
-            return build_image_flow(event_shape, n_scales=cfg.n_scales, hidden=cfg.feature_maps, n_blocks=cfg.n_blocks,
-                                    norm=cfg.conditioner_norm, scale_couplings=cfg.scale_couplings,
-                                    final_couplings=cfg.final_couplings, batch_norm=cfg.batch_norm,
+            return build_image_flow(event_shape, n_scales=cfg.n_scales, feature_maps=cfg.feature_maps,
+                                    n_blocks=cfg.n_blocks, norm=cfg.conditioner_norm,
+                                    scale_couplings=cfg.scale_couplings, final_couplings=cfg.final_couplings,
+                                    batch_norm=cfg.batch_norm,
                                     bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
                                     checkpoint=cfg.checkpoint, scale_init=cfg.scale_init, n_classes=n_context,
                                     embed=cfg.context_embed, linear=cfg.linear,

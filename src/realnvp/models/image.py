@@ -51,7 +51,7 @@ def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
 
 @dataclass(frozen=True)
 class CouplingSettings:
-    """How every coupling of the image model is built: its s/t ResNet (``hidden`` feature maps at the
+    """How every coupling of the image model is built: its s/t ResNet (``feature_maps`` at the
     first scale, doubled at each later one; ``n_blocks`` residual blocks; ``norm`` inside), the learned
     tanh scale's start, the batch norm that follows it (``bn_momentum``; none if not ``batch_norm``) and,
     with ``linear``, a learned 1x1 invertible convolution of the channels before it (Glow's). With
@@ -63,12 +63,12 @@ class CouplingSettings:
     (``ContextResNet``): a class-conditional model.
 
     Example:
-        >>> layers = CouplingSettings(hidden=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
+        >>> layers = CouplingSettings(feature_maps=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
         >>> [type(layer).__name__ for layer in layers]
         ['MaskedAffineCoupling', 'BatchNormFlow', 'MaskedAffineCoupling', 'BatchNormFlow']
     """
 
-    hidden: int = 64
+    feature_maps: int = 64
     n_blocks: int = 8
     norm: str = "batch"
     checkpoint: bool = False
@@ -83,9 +83,9 @@ class CouplingSettings:
     def net(self, c_in: int, c_out: int, scale: int) -> ResNet | ContextResNet:
         """The s/t network of a coupling at ``scale`` (0 = finest): ``c_in`` -> ``c_out`` channels."""
         if self.n_classes:
-            return ContextResNet(c_in, c_out, self.n_classes, self.embed, self.hidden * 2**scale, self.n_blocks,
+            return ContextResNet(c_in, c_out, self.n_classes, self.embed, self.feature_maps * 2**scale, self.n_blocks,
                                  self.norm, self.checkpoint)
-        return ResNet(c_in, c_out, self.hidden * 2**scale, self.n_blocks, self.norm, self.checkpoint)
+        return ResNet(c_in, c_out, self.feature_maps * 2**scale, self.n_blocks, self.norm, self.checkpoint)
 
     def around(self, layer: Bijector, channels: int) -> list[Bijector]:
         """``layer`` with what the settings put around it: a 1x1 invertible convolution of its ``channels``
@@ -125,7 +125,7 @@ def scale_chain(settings: CouplingSettings, shape: tuple[int, int, int], scale: 
     out half, unsqueeze; the last scale only checkerboard couplings (paper, section 3.6).
 
     Example:
-        >>> chain = scale_chain(CouplingSettings(hidden=4, n_blocks=1, batch_norm=False), (1, 4, 4), 0, 2, 1, 1)
+        >>> chain = scale_chain(CouplingSettings(feature_maps=4, n_blocks=1, batch_norm=False), (1, 4, 4), 0, 2, 1, 1)
         >>> [type(layer).__name__ for layer in chain.layers]
         ['MaskedAffineCoupling', 'Squeeze', 'AffineCoupling', 'FactorOut', 'Unsqueeze']
     """
@@ -145,7 +145,7 @@ def build_image_flow(
     event_shape: tuple[int, int, int],
     *,
     n_scales: int = 2,
-    hidden: int = 64,
+    feature_maps: int = 64,
     n_blocks: int = 8,
     norm: str = "batch",
     scale_couplings: int = 3,
@@ -166,7 +166,7 @@ def build_image_flow(
     Arguments (all but ``event_shape`` by keyword):
         event_shape: ``(C, H, W)``; ``H`` and ``W`` divisible by ``2 ** (n_scales - 1)``.
         n_scales: number of scales (the paper's CIFAR-10 model: 2, i.e. one squeeze).
-        hidden: feature maps of the first scale's s/t ResNets (doubled at each later scale).
+        feature_maps: feature maps of the first scale's s/t ResNets (doubled at each later scale).
         n_blocks: residual blocks per s/t ResNet.
         norm: "batch", "instance" or "none" inside the ResNets.
         scale_couplings: checkerboard and channel-wise couplings per scale (paper: 3 each).
@@ -183,18 +183,18 @@ def build_image_flow(
             quarter of the positions; see ``CouplingSettings``).
 
     Example:
-        >>> flow = build_image_flow((1, 4, 4), n_scales=2, hidden=4, n_blocks=1)
+        >>> flow = build_image_flow((1, 4, 4), n_scales=2, feature_maps=4, n_blocks=1)
         >>> flow.sample(2).shape
         torch.Size([2, 1, 4, 4])
-        >>> conditional = build_image_flow((1, 4, 4), hidden=4, n_blocks=1, n_classes=10)
+        >>> conditional = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, n_classes=10)
         >>> conditional.sample(2, context=torch.tensor([3, 7])).shape
         torch.Size([2, 1, 4, 4])
     """
     _check_shape(event_shape, n_scales)
     if n_classes < 0 or (n_classes and embed < 1):
         raise ValueError(f"n_classes must be >= 0 and embed >= 1, got {n_classes} and {embed}")
-    settings = CouplingSettings(hidden, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum, n_classes,
-                                embed, linear, squeezed)
+    settings = CouplingSettings(feature_maps, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum,
+                                n_classes, embed, linear, squeezed)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
     return Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)

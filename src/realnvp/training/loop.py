@@ -185,7 +185,7 @@ class _Job:
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The next global batch from the saved stream, and its rows' contexts (conditional flows)."""
         t, data = self.cfg.train, self.data
-        return fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, self.batches, data.levels,
+        return fetch_batch_and_context(data.train_x, data.train_c, t.batch_size, self.batches, data.n_levels,
                                        self.cfg.data.flip, data.lattice)
 
     def out_of_time(self) -> bool:
@@ -201,7 +201,7 @@ class _Job:
         """Everything ``--resume`` needs to continue bit for bit, and ``load`` to rebuild the flow."""
         return Checkpoint(self.cfg, self.data.event_shape, self.flow.state_dict(), self.optimizer.state_dict(),
                           self.batches.get_state(), torch.get_rng_state(), self.step, self.elapsed, self.best_val,
-                          self.stale, self.flow.n_params(), self.data.levels, self.guard.lr_scale)
+                          self.stale, self.flow.n_params(), self.data.n_levels, self.guard.lr_scale)
 
 
 class _RunningMean:

@@ -30,13 +30,13 @@ class TrainingData:
         >>> from realnvp.resolve import resolve
         >>> run = resolve("moons", ["data.n_train=500"])
         >>> data = TrainingData.load(run.cfg, torch.device("cpu"), run.splits)
-        >>> data.event_shape, data.levels, len(data.train_x) + len(data.val_x)
+        >>> data.event_shape, data.n_levels, len(data.train_x) + len(data.val_x)
         ((2,), 0, 500)
     """
 
     train_x: torch.Tensor
     val_x: torch.Tensor
-    levels: int  # pixel levels for images, 0 for vectors
+    n_levels: int  # pixel levels for images, 0 for vectors
     loc: torch.Tensor | None
     scale: torch.Tensor | None
     train_c: torch.Tensor | None = None  # conditional runs: each row's context (class label or context columns)
@@ -51,7 +51,7 @@ class TrainingData:
     def vector_rows(self, seed: int) -> torch.Tensor:
         """The training rows of a vector data set (what ``train.cv_folds`` splits into folds), discrete
         columns dequantized once with noise from ``seed``."""
-        if self.levels or self.train_c is not None:
+        if self.n_levels or self.train_c is not None:
             raise UserError("train.cv_folds works on unconditional vector data only; set it to 0")
         if self.lattice is None:
             return self.train_x
@@ -60,9 +60,9 @@ class TrainingData:
 
     def with_bits_per_dim(self, record: dict[str, Any]) -> dict[str, Any]:
         """Images: ``record`` plus its NLLs in bits/dim (``train_bpd``, ``val_bpd``), the unit people read."""
-        if self.levels:
+        if self.n_levels:
             dims = math.prod(self.event_shape)
-            record.update({f"{which}_bpd": bits_per_dim(record[f"{which}_nll"], dims, self.levels)
+            record.update({f"{which}_bpd": bits_per_dim(record[f"{which}_nll"], dims, self.n_levels)
                            for which in ("train", "val") if f"{which}_nll" in record})
         return record
 

@@ -23,7 +23,7 @@ def class_grid(flow: Flow, classes: list[int], per_class: int, temperature: floa
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1, n_classes=3).eval()
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, n_classes=3).eval()
         >>> class_grid(flow, [0, 2], per_class=3).shape
         (6, 1, 4, 4)
     """
@@ -39,7 +39,7 @@ def class_temperature_grid(flow: Flow, path: str | Path, per_cell: int = 4, titl
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1, n_classes=3)
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, n_classes=3)
         >>> class_temperature_grid(flow, tmp / "classes.png", per_cell=2)
         >>> (tmp / "classes.png").stat().st_size > 0
         True

@@ -137,7 +137,7 @@ def sample_grid(flow: Flow, path: str | Path, n: int = 64, temperature: float = 
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> sample_grid(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "grid.png", n=9, temperature=0.7)
+        >>> sample_grid(build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1), tmp / "grid.png", n=9, temperature=0.7)
         >>> Image.open(tmp / "grid.png").text["Title"]
         'Real NVP samples, temperature 0.7'
     """
@@ -157,7 +157,7 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1)
         >>> scales_picture(flow, torch.rand(2, 1, 4, 4), 2, tmp / "scales.png")
         >>> Image.open(tmp / "scales.png").text["Title"].split(";")[0]
         'what each scale encodes, finest to coarsest'
@@ -187,7 +187,7 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> animate_images(build_image_flow((1, 4, 4), hidden=4, n_blocks=1), tmp / "layers.gif", n=4)
+        >>> animate_images(build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1), tmp / "layers.gif", n=4)
     """
     path = Path(path)
     if path.suffix.lower() != ".gif":
@@ -220,7 +220,7 @@ def write_image_pictures(run_dir: Path, flow: Flow, train_images: np.ndarray, n_
 
     Example:
         >>> from realnvp.models import build_image_flow
-        >>> flow = build_image_flow((1, 4, 4), hidden=4, n_blocks=1)
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1)
         >>> [p.name for p in write_image_pictures(tmp, flow, np.zeros((8, 1, 4, 4), np.uint8), 17, 2)]
         ['samples.png', 'samples_t0.7.png', 'scales.png', 'animation.gif']
     """
