@@ -15,7 +15,6 @@ import torch
 from realnvp.bijectors import dequantize, random_hflip
 from realnvp.bijectors.normalization import set_statistics_pace
 from realnvp.config import Config
-from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.training.guard import NonFiniteGuard
 
@@ -32,16 +31,14 @@ def lr_factor(step: int, cfg: Config, elapsed: float = 0.0) -> float:
         >>> [round(lr_factor(500, cfg, elapsed), 3) for elapsed in (0.0, 45.0, 60.0)]
         [0.5, 0.146, 0.0]
     """
-    t = cfg.train
+    t = cfg.train  # checked: train.lr_schedule is one of config.CHOICES' three
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
-    if t.lr_schedule in ("cosine", "cosine_time"):
-        progress = step / t.steps
-        if t.lr_schedule == "cosine_time":
-            progress = max(progress, elapsed / t.time_budget)
-        return warm * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     if t.lr_schedule == "constant":
         return warm
-    raise UserError(f"train.lr_schedule: expected 'constant', 'cosine' or 'cosine_time', got {t.lr_schedule!r}")
+    progress = step / t.steps
+    if t.lr_schedule == "cosine_time":
+        progress = max(progress, elapsed / t.time_budget)
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def set_schedule(flow: Flow, optimizer: torch.optim.Optimizer, lr: float, factor: float) -> None:
