@@ -21,7 +21,8 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
     if path.is_dir():  # first: "-o ." or "-o runs/" names a folder, whatever its suffix
         raise UserError(f"cannot write {path}: it is a directory")
     if path.suffix.lower() not in suffixes:
-        raise UserError(f"output {path.name!r} must end in {', '.join(suffixes[:-1])} or {suffixes[-1]}")
+        allowed = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise UserError(f"output {path.name!r} must end in {allowed}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"cannot write {path}: directory {parent} does not exist")

@@ -77,10 +77,12 @@ def constant_columns(values: np.ndarray) -> list[int]:
 
 def _lattice_step(column: np.ndarray) -> float:
     """The coarsest step of ``STEPS`` every value is a whole multiple of (the values at least one step
-    apart), 0.0 for a continuous column."""
-    spread = float(column.max() - column.min())
+    apart, the step well above float32's resolution at their size), 0.0 for a continuous column."""
+    spread, size = float(column.max() - column.min()), float(np.abs(column).max())
     for step in STEPS:
-        if spread < step:
+        # At least one step apart, and a step float32 resolves (2**-23 relative) with room to spare: values
+        # around 1e20 are whole numbers in floating point without being counts.
+        if spread < step or size * 2.0**-23 > step / 16:
             continue
         ratio = column / step
         if np.all(np.abs(ratio - np.round(ratio)) <= 1e-6 * np.maximum(1.0, np.abs(ratio))):
