@@ -180,6 +180,7 @@ def test_few_rows_per_column_start_from_the_shrinkage_gaussian(tmp_path):
     metrics = json.loads((tmp_path / "run" / "evaluation.json").read_text())
     assert metrics["baseline_shrinkage_test_nll_nats"] < metrics["baseline_gaussian_test_nll_nats"] - 5
     assert metrics["test_nll_nats"] < metrics["baseline_gaussian_test_nll_nats"] - 5  # started from shrinkage
+    assert metrics["started_from"] == "the Ledoit-Wolf shrinkage Gaussian"
 
 
 def test_student_t_is_the_exact_multivariate_t():

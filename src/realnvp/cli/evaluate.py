@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> None:
     if args.data:
         metrics = evaluate_file(args.run, args.data)
     else:  # why training stopped is train's to say: shown as the run's evaluation.json records it
-        metrics = {**evaluate_run(args.run), "stop_reason": (RunDir(args.run).evaluation() or {}).get("stop_reason")}
+        recorded = RunDir(args.run).evaluation() or {}  # what only training knew: why it stopped, where it started
+        metrics = {**evaluate_run(args.run), **{key: recorded[key] for key in ("stop_reason", "started_from")
+                                                 if recorded.get(key) is not None}}
     broken = [key for key, value in metrics.items() if isinstance(value, float) and not math.isfinite(value)]
     if broken:  # (JSON has no NaN or Infinity, and a non-finite NLL is no result)
         raise UserError(f"{args.run}: {', '.join(broken)} not finite ({metrics[broken[0]]}): the flow overflows on "

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> None:
         if not result.dist.is_main:  # under torchrun only rank 0 evaluates and draws
             return
         trained = result.to_cpu()  # the best weights, as best.pt holds them: evaluated and drawn without a reload
-        metrics = {**evaluate_run(run_dir.path, trained, resolved.splits), "stop_reason": result.stop_reason}
+        metrics = {**evaluate_run(run_dir.path, trained, resolved.splits), "stop_reason": result.stop_reason,
+                   **({"started_from": result.started_from} if result.started_from else {})}
         run_dir.write_evaluation(metrics)
         if not args.no_pictures:
             for path in write_pictures(run_dir.path, trained=trained, splits=resolved.splits):

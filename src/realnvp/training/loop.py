@@ -55,7 +55,10 @@ class TrainResult(TrainedRun):
 
     stop_reason: str
     dist: DistInfo  # which rank this process was; only rank 0 should write pictures and metrics
+    started_from: str = ""  # whitened vector flows: "ml" or "shrinkage", the Gaussian it started as
 
+
+GAUSSIAN_NAMES = {"ml": "the maximum-likelihood Gaussian", "shrinkage": "the Ledoit-Wolf shrinkage Gaussian"}
 
 @training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -84,7 +87,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     data = TrainingData.load(cfg, device, splits)
     run = RunDir(run_dir)
     latest = _open_run(cfg, run, resume, data.event_shape, info, log)
-    for note in notes if info.is_main else ():
+    start = [f"the untrained flow is {GAUSSIAN_NAMES[data.start]} of the non-test rows"] if data.start else []
+    for note in (*notes, *start) if info.is_main else ():
         log(note)
     if t.cv_folds:  # small tables: the number of steps from K-fold cross-validation on every training row
         cfg = settle_steps(cfg, data.vector_rows(cfg.data.seed + 5), log if info.is_main else (lambda line: None),
@@ -366,7 +370,7 @@ def _finish(job: _Job, stop_reason: str) -> TrainResult:
     best = Checkpoint.read(job.run / BEST)
     job.flow.load_state_dict(best.model)
     return TrainResult(job.flow.eval(), job.cfg, job.step, best.step, job.best_val, job.elapsed, stop_reason,
-                       job.info)
+                       job.info, GAUSSIAN_NAMES.get(job.data.start, ""))
 
 
 def validation_nll(flow: Flow, val_x: torch.Tensor, val_c: torch.Tensor | None) -> torch.Tensor:

@@ -43,6 +43,7 @@ class TrainingData:
     val_c: torch.Tensor | None = None
     lattice: torch.Tensor | None = None  # tables: each column's lattice step (0: continuous), dequantized per batch
     spread: tuple[torch.Tensor, torch.Tensor] | None = None  # tables: the rows' mean and covariance Cholesky factor
+    start: str = ""  # whitened vector flows: the Gaussian the untrained flow is, "ml" or "shrinkage"
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -71,6 +72,7 @@ class TrainingData:
         """The resolved run's ``splits`` (``realnvp.resolve``) made ready for training on ``device``."""
         train_x, val_x = torch.from_numpy(splits.train).to(device), torch.from_numpy(splits.val)
         loc = scale = lattice = spread = None
+        start = ""
         if splits.n_levels:
             val_x = dequantize(val_x, splits.n_levels, torch.Generator().manual_seed(cfg.data.seed + 3))
         else:
@@ -78,13 +80,15 @@ class TrainingData:
             if any(t.discrete for t in types):  # validation rows dequantized once, so their NLLs compare
                 val_x = torch.from_numpy(dequantized(splits.val, types, cfg.data.seed + 3).astype(np.float32))
                 lattice = torch.tensor([t.step for t in types], dtype=torch.float32, device=device)
-            loc, scale = first_layer_fit(*starting_rows(splits, types, cfg.data.seed), whiten=cfg.model.whiten)
+            seen = starting_rows(splits, types, cfg.data.seed)
+            loc, scale = first_layer_fit(*seen, whiten=cfg.model.whiten)
+            start = starting_gaussian(*seen) if cfg.model.whiten else ""
             # A defensive mixture's Student-t spreads like every non-test row, in the data's own units.
             pool = dequantized(np.concatenate([splits.train, splits.val]), types, cfg.data.seed + 7)
             spread = first_layer_fit(pool, whiten=True) if cfg.model.defensive_df > 0 else None
         contexts = [None if c is None else torch.from_numpy(c).to(device) for c in (splits.train_c, splits.val_c)]
         return cls(train_x, val_x.to(device), splits.n_levels, loc, scale, *contexts, lattice=lattice,
-                   spread=None if splits.n_levels else spread)
+                   spread=None if splits.n_levels else spread, start=start)
 
 
 def starting_rows(splits: Splits, types: tuple[ColumnType, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +108,22 @@ def starting_rows(splits: Splits, types: tuple[ColumnType, ...], seed: int) -> t
     return seen(splits.train, 4), seen(splits.val, 6)
 
 
+def starting_gaussian(rows: np.ndarray, val: np.ndarray | None) -> str:
+    """Which Gaussian a whitened vector flow starts from, ``"ml"`` or ``"shrinkage"`` (Ledoit-Wolf): the
+    better on the ``val`` rows when there are at least twice as many as columns (fewer compare the two
+    too noisily), else shrinkage where the training ``rows`` are fewer than twice the columns.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> starting_gaussian(rng.normal(size=(5000, 3)), rng.normal(size=(500, 3)))
+        'ml'
+        >>> starting_gaussian(rng.normal(size=(60, 40)), None)
+        'shrinkage'
+    """
+    enough = val is not None and len(val) >= 2 * rows.shape[1]
+    return choose_gaussian(rows, val if enough else None).name
+
+
 def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None,
                     whiten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loc, scale)`` of a vector model's fixed first layer: when it whitens (models/vector.py,
@@ -121,10 +141,7 @@ def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None,
     """
     if whiten:
         pool = rows if val is None or not len(val) else np.concatenate([rows, val])
-        # Fewer validation rows than twice the columns compare the two Gaussians too noisily to choose.
-        enough = val is not None and len(val) >= 2 * rows.shape[1]
-        fit = shrinkage_fit if choose_gaussian(rows, val if enough else None).name == "shrinkage" else gaussian_fit
-        loc, chol = fit(pool)
+        loc, chol = (shrinkage_fit if starting_gaussian(rows, val) == "shrinkage" else gaussian_fit)(pool)
         return torch.from_numpy(loc).float(), torch.from_numpy(chol).float()
     wide = torch.from_numpy(np.asarray(rows, dtype=np.float64))
     return wide.mean(0).float(), wide.std(0).clamp_min(1e-6).float()
