@@ -168,13 +168,15 @@ def train_zuko(flow: Any, fit_rows: Any, val_rows: Any, seed: int, budget_s: flo
 
 def lattice_steps(x: np.ndarray) -> np.ndarray:
     """Each column's lattice step (1, 0.1, 0.01 or 0.001: every value a multiple of it, the values at least
-    one step apart), 0 for a continuous column. Written here, apart from realnvp's own detection."""
+    one step apart, the step resolved by float32 at the column's size), 0 for a continuous column.
+    Written here, apart from realnvp's own detection (data/columns.py), to the same rule."""
     steps = np.zeros(x.shape[1])
     for j, column in enumerate(x.T):
         for step in (1.0, 0.1, 0.01, 0.001):
             ratio = column / step
             on_lattice = np.all(np.abs(ratio - np.round(ratio)) <= 1e-6 * np.maximum(1.0, np.abs(ratio)))
-            if np.ptp(column) >= step and on_lattice:
+            resolved = np.abs(column).max() * 2.0**-23 <= step / 16  # float32 tells the lattice's values apart
+            if np.ptp(column) >= step and on_lattice and resolved:
                 steps[j] = step
                 break
     return steps
