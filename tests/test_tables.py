@@ -282,3 +282,24 @@ def test_altered_run_files_are_skipped_not_a_traceback(tmp_path, capsys):
     assert main(["train", str(tmp_path / "deep.toml"), "--out", str(tmp_path / "new"), "--quiet"]) == 2
     expected = f"realnvp: error: {tmp_path / 'deep.toml'}: not valid TOML (nested too deeply)"
     assert capsys.readouterr().err.strip() == expected
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b\n1,2\n", "1 rows are too few to split into training, validation and test (need at least 10)"),
+    ("a,b\n1,2\n3,\n" + "1,1\n" * 20, "1 rows have missing cells, first at line 3, column 'b'"),
+])
+def test_the_issue_cases_end_in_one_line_from_the_command(tmp_path, capsys, content, message):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    assert main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not (tmp_path / "run").exists()
+
+
+def test_a_csv_with_a_byte_order_mark_and_no_header_trains_on_every_row(tmp_path, capsys):
+    rows = np.random.default_rng(7).normal(size=(50, 2))
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in rows).encode())
+    main(["train", "--data", str(tmp_path / "bom.csv"), "--out", str(tmp_path / "run"), "--steps", "5",
+          "--no-pictures", "--quiet", "--json"])
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n_test"] == 10 and metrics["n_train"] == 32  # 50 rows: 10 test, 8 validation, 32 training
