@@ -22,6 +22,7 @@ from realnvp.checkpoint import Checkpoint
 from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.flow import Flow
+from realnvp.models.saved import read_flow
 from realnvp.runlock import RunLock
 
 CONFIG = "config.json"  # the resolved settings the run was trained with
@@ -92,7 +93,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
     """The trained flow of a run directory, in eval mode, ready to call.
 
-    ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint).
+    ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint). A file
+    written by ``Flow.save`` is loaded too.
 
     Example:
         >>> import realnvp, torch
@@ -100,6 +102,8 @@ def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
         >>> flow.log_prob(torch.zeros(1, 2)).shape, flow.sample(10).shape, flow.training
         (torch.Size([1]), torch.Size([10, 2]), False)
     """
+    if Path(run_dir).is_file():  # one file written by Flow.save
+        return read_flow(run_dir)
     return RunDir(run_dir).load_flow(which)[0]
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from realnvp.bijectors.columns import ColumnTransform
 from realnvp.config import ModelConfig
 from realnvp.data.columns import ColumnType
-from realnvp.distributions import StudentT
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.models.image import build_image_flow, latent_scale_map
+from realnvp.models.table import with_table_layers
 from realnvp.models.vector import build_vector_flow
 
-__all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale_map"]
+__all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale_map", "with_table_layers"]
 
 
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
@@ -50,9 +49,7 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                      bound=cfg.spline_bound)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
-        if cfg.defensive_df > 0:  # the real location and scale come from the training rows (or the checkpoint)
-            flow.set_defensive(StudentT(torch.zeros(dim), torch.eye(dim), cfg.defensive_df))
-        return _with_columns(flow, columns)
+        return with_table_layers(flow, columns, cfg.defensive_df)
     if cfg.kind == "image":
         if cfg.coupling != "affine":
             raise UserError(f"model.coupling = {cfg.coupling!r} is for vector models; image models are affine")
@@ -69,11 +66,3 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")
 
-
-def _with_columns(flow: Flow, columns: tuple[ColumnType, ...]) -> Flow:
-    """``flow`` with a table's column types: their transforms first in the chain, their lattice marked."""
-    if any(t.transform != "none" for t in columns):
-        flow.chain.layers.insert(0, ColumnTransform(tuple(t.transform for t in columns)))
-    if any(t.discrete for t in columns):
-        flow.set_lattice(torch.tensor([t.step for t in columns]))
-    return flow

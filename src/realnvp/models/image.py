@@ -197,7 +197,14 @@ def build_image_flow(
                                 n_classes, embed, linear, squeezed)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
-    return Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)
+    flow = Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)
+    flow.recipe = {"builder": "image", "args": {  # what rebuilds this flow from a saved file (models/saved.py)
+        "event_shape": list(event_shape), "n_scales": n_scales, "feature_maps": feature_maps, "n_blocks": n_blocks,
+        "norm": norm, "scale_couplings": scale_couplings, "final_couplings": final_couplings,
+        "batch_norm": batch_norm, "bn_momentum": bn_momentum, "logit": logit, "logit_alpha": logit_alpha,
+        "checkpoint": checkpoint, "scale_init": scale_init, "n_classes": n_classes, "embed": embed,
+        "linear": linear, "squeezed": squeezed}}
+    return flow
 
 
 def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor:

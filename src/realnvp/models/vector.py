@@ -103,4 +103,11 @@ def build_vector_flow(
                       else SplineCoupling(m, net, bins, bound))
         if batch_norm and i < n_couplings - 1:
             layers.append(BatchNormFlow((dim,), momentum=bn_momentum, batch_gradient=True))
-    return Flow(Chain(layers), (dim,), context_size=context_size)
+    flow = Flow(Chain(layers), (dim,), context_size=context_size)
+    # What rebuilds this flow from a saved file (models/saved.py): the arguments, the tensors by kind only.
+    first = "none" if loc is None or scale is None else "whiten" if scale.ndim == 2 else "standardize"
+    flow.recipe = {"builder": "vector", "args": {
+        "dim": dim, "n_couplings": n_couplings, "hidden": list(hidden), "mask": mask, "batch_norm": batch_norm,
+        "bn_momentum": bn_momentum, "first": first, "mask_seed": mask_seed, "scale_init": scale_init,
+        "context_size": context_size, "linear": linear, "coupling": coupling, "bins": bins, "bound": bound}}
+    return flow
