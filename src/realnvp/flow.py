@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from realnvp.atomic import atomic_write_bytes
 from realnvp.bijectors import Chain, Step, TanhScale
 from realnvp.diagnostics import warn_if_non_finite
+from realnvp.distribution import FlowDistribution
 from realnvp.distributions import StudentT
 
 LOG_2PI = math.log(2 * math.pi)
@@ -84,6 +85,21 @@ class Flow(nn.Module):
         c = torch.as_tensor(np.asarray(contexts) if not isinstance(contexts, Tensor) else contexts).double()
         self.context_loc.copy_(c.mean(0))
         self.context_scale.copy_(c.std(0).nan_to_num(1.0).clamp_min(1e-6))
+
+    def as_distribution(self, context: Tensor | np.ndarray | float | None = None) -> FlowDistribution:
+        """This flow as a ``torch.distributions.Distribution`` (``log_prob``, ``sample``, ``rsample``,
+        ``event_shape``; ``kl_divergence`` estimates), given one ``context`` for a conditional flow.
+
+        Example:
+            >>> from torch.distributions import MultivariateNormal, kl_divergence
+            >>> from realnvp.models import build_vector_flow
+            >>> p = build_vector_flow(dim=2, n_couplings=2, hidden=(8,)).as_distribution()  # untrained: N(0, I)
+            >>> q = MultivariateNormal(torch.zeros(2), 4 * torch.eye(2))
+            >>> exact = (2 * math.log(4) - 2 + 2 / 4) / 2  # KL(N(0, I) || N(0, 4 I)) in 2-D
+            >>> abs(kl_divergence(p, q).item() - exact) < 0.05
+            True
+        """
+        return FlowDistribution(self, None if context is None else torch.as_tensor(context))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write this flow to one file: its weights and the builder's arguments that rebuild it
