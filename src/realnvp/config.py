@@ -77,6 +77,10 @@ class ModelConfig:
     # Tables: > 0 makes the density a defensive mixture with a Student-t of these degrees of freedom over the
     # training rows (distributions.py), its weight chosen on validation rows; 0: the flow alone.
     defensive_df: float = 0.0
+    # The latent density: "normal" (N(0, I), the paper's), "diagonal" (learned mean and scale per dimension)
+    # or "mixture" (base_components learned diagonal Gaussians); distributions.Base.
+    base: str = "normal"
+    base_components: int = 4
     coupling: str = "affine"  # affine | spline: vectors' element-wise map (spline: bijectors/spline.py)
     spline_bins: int = 8  # spline couplings: rational-quadratic bins on [-spline_bound, spline_bound]
     spline_bound: float = 4.0  # spline couplings: identity outside [-B, B]; standardised data lie mostly inside 4
@@ -285,7 +289,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_couplings": (0, 1000, False), "model.scale_init": (0, 100, False), "model.bn_momentum": (0, 1, False),
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
-    "model.n_context": (0, 10**5, True), "model.defensive_df": (0, 1000, True), "model.context_embed": (0, 1024, False),
+    "model.n_context": (0, 10**5, True), "model.defensive_df": (0, 1000, True),
+    "model.base_components": (0, 1024, False), "model.context_embed": (0, 1024, False),
     "model.spline_bins": (1, 1024, False), "model.spline_bound": (0, 10**6, False),
     "train.steps": (0, 10**9, True), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
     "train.warmup_steps": (0, 10**9, True), "train.weight_decay": (0, 100, True), "train.scale_l2": (0, 100, True),
@@ -297,7 +302,8 @@ MAX_WIDTH, MAX_DEPTH = 65536, 64  # model.hidden: each width, and the number of 
 CHOICES = {"data.missing": ("refuse", "drop"), "data.constant": ("refuse", "drop"),
            "train.lr_schedule": ("constant", "cosine", "cosine_time"), "train.device": ("auto", "cpu", "cuda"),
            "train.precision": ("fp32", "bf16", "auto"), "model.kind": ("vector", "image"),
-           "model.mask": ("alternating", "half", "random"), "model.conditioner_norm": ("batch", "instance", "none"),
+           "model.mask": ("alternating", "half", "random"), "model.base": ("normal", "diagonal", "mixture"),
+           "model.conditioner_norm": ("batch", "instance", "none"),
            "model.logit": ("symmetric", "paper", "none"), "model.coupling": ("affine", "spline")}
 
 

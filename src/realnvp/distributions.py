@@ -66,3 +66,55 @@ def best_weight(flow_log_p: Tensor, t_log_p: Tensor) -> tuple[float, float]:
         if nll < best[1]:
             best = (w, nll)
     return best
+
+
+BASES = ("normal", "diagonal", "mixture")
+
+
+class Base(nn.Module):
+    """A flow's base density over latents of ``event_shape``: ``normal`` is N(0, I) (the paper's, no
+    parameters); ``diagonal`` a Gaussian with a learned mean and scale per dimension; ``mixture``
+    ``components`` such Gaussians with learned weights. All start at N(0, I) (zero means and log-scales;
+    a mixture's means start spread a little so its components can separate), so a flow with any base
+    begins where the paper's does. ``temperature`` scales each component's spread.
+
+    Example:
+        >>> base = Base("mixture", (2,), components=3)
+        >>> z = base.sample(5)
+        >>> z.shape, base.log_prob(z).shape
+        (torch.Size([5, 2]), torch.Size([5]))
+        >>> round(Base("normal", (2,)).log_prob(torch.zeros(1, 2)).item(), 4)  # -log(2 pi)
+        -1.8379
+    """
+
+    def __init__(self, kind: str, event_shape: tuple[int, ...], components: int = 4) -> None:
+        super().__init__()
+        if kind not in BASES:
+            raise ValueError(f"unknown base {kind!r}; expected one of {', '.join(BASES)}")
+        self.kind, self.event_shape = kind, tuple(event_shape)
+        k = components if kind == "mixture" else 1
+        if kind != "normal":
+            generator = torch.Generator().manual_seed(0)
+            spread = 0.1 * torch.randn(k, *self.event_shape, generator=generator) if k > 1 else 0.0
+            self.mean = nn.Parameter(torch.zeros(k, *self.event_shape) + spread)
+            self.log_scale = nn.Parameter(torch.zeros(k, *self.event_shape))
+            self.logits = nn.Parameter(torch.zeros(k))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """``log p(z)`` per example, summed over the event (exact; a mixture by log-sum-exp)."""
+        d = math.prod(self.event_shape)
+        if self.kind == "normal":
+            return -0.5 * (z.flatten(1) ** 2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+        u = (z.unsqueeze(1) - self.mean) * torch.exp(-self.log_scale)  # [N, K, *event]
+        per_component = (-0.5 * u.flatten(2) ** 2 - self.log_scale.flatten(1)).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+        return torch.logsumexp(per_component + torch.log_softmax(self.logits, 0), dim=1)
+
+    def sample(self, n: int, temperature: float = 1.0, device: torch.device | None = None,
+               dtype: torch.dtype | None = None) -> Tensor:
+        """``n`` latents; each component's spread scaled by ``temperature``."""
+        if self.kind == "normal":
+            return torch.randn(n, *self.event_shape, device=device, dtype=dtype) * temperature
+        which = torch.multinomial(torch.softmax(self.logits.detach(), 0), n, replacement=True) if n else \
+            torch.zeros(0, dtype=torch.long)
+        noise = torch.randn(n, *self.event_shape, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean[which] + noise * temperature * torch.exp(self.log_scale[which])

@@ -17,9 +17,8 @@ from realnvp.atomic import atomic_write_bytes
 from realnvp.bijectors import Chain, Step, TanhScale
 from realnvp.diagnostics import warn_if_non_finite
 from realnvp.distribution import FlowDistribution
-from realnvp.distributions import StudentT
+from realnvp.distributions import Base, StudentT
 
-LOG_2PI = math.log(2 * math.pi)
 SAVED_FORMAT = "realnvp-flow"  # the "format" entry of a file Flow.save writes
 
 
@@ -53,12 +52,13 @@ class Flow(nn.Module):
     """
 
     def __init__(self, chain: Chain, event_shape: tuple[int, ...], *, context_size: int = 0,
-                 n_classes: int = 0) -> None:
+                 n_classes: int = 0, base: Base | None = None) -> None:
         super().__init__()
         if context_size and n_classes:
             raise ValueError("a flow is conditional on real context features or on class labels, not both")
         self.chain = chain
         self.event_shape = tuple(event_shape)
+        self.base = base or Base("normal", self.event_shape)  # the latent density (distributions.Base)
         self.context_size = int(context_size)
         self.n_classes = int(n_classes)
         # Tables: each column's lattice step (0: continuous); ``sample`` rounds discrete columns down to it.
@@ -256,8 +256,8 @@ class Flow(nn.Module):
         return self._run(z, context, inverse=True)[0]
 
     def base_log_prob(self, z: Tensor) -> Tensor:
-        """Standard normal log-density, summed over the event."""
-        return -0.5 * (z.flatten(1) ** 2).sum(-1) - 0.5 * self.event_size * LOG_2PI
+        """The base density's log (``self.base``: N(0, I) unless a learned one was chosen), summed over the event."""
+        return self.base.log_prob(z)
 
     def log_prob(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None, *,
                  defensive: bool = True) -> Tensor:
@@ -274,8 +274,8 @@ class Flow(nn.Module):
         return log_p[0] if single else log_p
 
     def sample_latent(self, n: int, temperature: float = 1.0) -> Tensor:
-        """``n`` draws from ``N(0, temperature^2 I)`` on the flow's device."""
-        return torch.randn(n, *self.event_shape, device=self.device, dtype=self.dtype) * temperature
+        """``n`` draws from the base density, ``N(0, temperature^2 I)`` for the paper's, on the flow's device."""
+        return self.base.sample(n, temperature, self.device, self.dtype)
 
     def _draw(self, n: int, temperature: float, context: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(z, x, log|det dx/dz|)`` for ``n`` base draws; warns when a sample is not finite."""

@@ -46,7 +46,7 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
             flow = build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
                                      cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context,
                                      linear=cfg.linear, coupling=cfg.coupling, bins=cfg.spline_bins,
-                                     bound=cfg.spline_bound)
+                                     bound=cfg.spline_bound, base=cfg.base, base_components=cfg.base_components)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
         return with_table_layers(flow, columns, cfg.defensive_df)
@@ -60,7 +60,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                     batch_norm=cfg.batch_norm,
                                     bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
                                     checkpoint=cfg.checkpoint, scale_init=cfg.scale_init, n_classes=n_context,
-                                    embed=cfg.context_embed, linear=cfg.linear,
+                                    embed=cfg.context_embed, linear=cfg.linear, base=cfg.base,
+                                    base_components=cfg.base_components,
                                     squeezed=cfg.squeezed_checkerboard)
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None

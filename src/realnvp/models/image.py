@@ -33,6 +33,7 @@ from realnvp.bijectors import (
     half_mask,
     squeezed_checkerboard_mask,
 )
+from realnvp.distributions import Base
 from realnvp.flow import Flow
 from realnvp.nets import ContextResNet, ResNet
 
@@ -160,6 +161,8 @@ def build_image_flow(
     embed: int = 8,
     linear: bool = False,
     squeezed: bool = False,
+    base: str = "normal",
+    base_components: int = 4,
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
@@ -181,6 +184,7 @@ def build_image_flow(
             before every coupling: Glow's channel mixing, not in the Real NVP paper.
         squeezed: checkerboard couplings' s/t networks work on the squeezed image (same masks, a
             quarter of the positions; see ``CouplingSettings``).
+        base, base_components: the latent density, as ``build_vector_flow``'s.
 
     Example:
         >>> flow = build_image_flow((1, 4, 4), n_scales=2, feature_maps=4, n_blocks=1)
@@ -197,13 +201,14 @@ def build_image_flow(
                                 n_classes, embed, linear, squeezed)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
-    flow = Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes)
+    flow = Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes,
+                base=Base(base, tuple(event_shape), base_components))
     flow.recipe = {"builder": "image", "args": {  # what rebuilds this flow from a saved file (models/saved.py)
         "event_shape": list(event_shape), "n_scales": n_scales, "feature_maps": feature_maps, "n_blocks": n_blocks,
         "norm": norm, "scale_couplings": scale_couplings, "final_couplings": final_couplings,
         "batch_norm": batch_norm, "bn_momentum": bn_momentum, "logit": logit, "logit_alpha": logit_alpha,
         "checkpoint": checkpoint, "scale_init": scale_init, "n_classes": n_classes, "embed": embed,
-        "linear": linear, "squeezed": squeezed}}
+        "linear": linear, "squeezed": squeezed, "base": base, "base_components": base_components}}
     return flow
 
 

@@ -16,6 +16,7 @@ from realnvp.bijectors import (
     Whiten,
 )
 from realnvp.bijectors.masks import alternating_mask, half_mask, random_mask
+from realnvp.distributions import Base
 from realnvp.flow import Flow
 from realnvp.nets import MLP, ContextMLP
 
@@ -39,6 +40,8 @@ def build_vector_flow(
     coupling: str = "affine",
     bins: int = 8,
     bound: float = 4.0,
+    base: str = "normal",
+    base_components: int = 4,
 ) -> Flow:
     """A vector Real NVP: ``[Standardize] -> ([linear ->] coupling [-> batch norm]) x n_couplings``.
 
@@ -63,6 +66,10 @@ def build_vector_flow(
         coupling: "affine" (Real NVP's ``x_b exp(s) + t``) or "spline": a monotone rational-quadratic
             spline of each transformed coordinate (``SplineCoupling``, Durkan et al. 2019) with ``bins``
             bins on ``[-bound, bound]`` and the identity outside; ``scale_init`` is then unused.
+
+        base, base_components: the latent density (``distributions.Base``): "normal" (N(0, I), the
+            paper's), "diagonal" (learned mean and scale per dimension) or "mixture" (``base_components``
+            learned diagonal Gaussians).
 
     Example:
         >>> flow = build_vector_flow(dim=5, n_couplings=6, hidden=(32,), mask="random")
@@ -103,11 +110,12 @@ def build_vector_flow(
                       else SplineCoupling(m, net, bins, bound))
         if batch_norm and i < n_couplings - 1:
             layers.append(BatchNormFlow((dim,), momentum=bn_momentum, batch_gradient=True))
-    flow = Flow(Chain(layers), (dim,), context_size=context_size)
+    flow = Flow(Chain(layers), (dim,), context_size=context_size, base=Base(base, (dim,), base_components))
     # What rebuilds this flow from a saved file (models/saved.py): the arguments, the tensors by kind only.
     first = "none" if loc is None or scale is None else "whiten" if scale.ndim == 2 else "standardize"
     flow.recipe = {"builder": "vector", "args": {
         "dim": dim, "n_couplings": n_couplings, "hidden": list(hidden), "mask": mask, "batch_norm": batch_norm,
         "bn_momentum": bn_momentum, "first": first, "mask_seed": mask_seed, "scale_init": scale_init,
-        "context_size": context_size, "linear": linear, "coupling": coupling, "bins": bins, "bound": bound}}
+        "context_size": context_size, "linear": linear, "coupling": coupling, "bins": bins, "bound": bound,
+        "base": base, "base_components": base_components}}
     return flow
