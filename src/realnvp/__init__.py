@@ -15,6 +15,7 @@ _EXPORTS = {
     "build_model": "realnvp.models",
     "build_vector_flow": "realnvp.models",
     "build_image_flow": "realnvp.models",
+    "from_data": "realnvp.from_data",
     "load": "realnvp.rundir",
     "RunDir": "realnvp.rundir",
     "train": "realnvp.training",
