@@ -62,3 +62,35 @@ def test_other_files_and_hand_made_flows_are_refused(tmp_path):
     hand_made = Flow(Chain([Standardize(torch.zeros(2), torch.ones(2))]), (2,))
     with pytest.raises(ValueError, match="not made by a realnvp builder"):
         hand_made.save(tmp_path / "x.pt")
+
+
+def test_a_flow_from_a_custom_loop_becomes_a_run_every_command_takes(tmp_path):
+    """Issue 'The library for PyTorch users', done when: built and trained in a user's own loop, saved,
+    then evaluated, sampled, scored and reported by the command line in fresh processes."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=600)
+    rows = np.c_[a, a**2 + 0.3 * rng.normal(size=600), rng.poisson(2.0, 600)]
+    flow = realnvp.from_data(rows[:500], hidden=(16,), n_couplings=2)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+    x = torch.from_numpy(rows[:500]).float() + torch.from_numpy(np.c_[np.zeros((500, 2)), np.full(500, 0.5)]).float()
+    before = -flow.log_prob(x).mean().item()
+    for _ in range(60):
+        loss = -flow.log_prob(x).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert -flow.log_prob(x).mean().item() < before
+    flow.save(tmp_path / "mine.pt")
+    run = realnvp.save_run(realnvp.load(tmp_path / "mine.pt"), tmp_path / "run", rows[:500], rows[500:],
+                           names=("a", "b", "count"))
+    np.save(tmp_path / "points.npy", rows[:7])
+    for argv in (["evaluate", str(run), "--json"], ["sample", str(run), "-n", "50", "-o", str(tmp_path / "s.csv")],
+                 ["score", str(run), str(tmp_path / "points.npy"), "-o", str(tmp_path / "scores.csv")],
+                 ["report", str(run)]):
+        done = subprocess.run([sys.executable, "-m", "realnvp", *argv], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "a,b,count"
+    assert len((tmp_path / "scores.csv").read_text().splitlines()) == 8 and (run / "report.html").exists()

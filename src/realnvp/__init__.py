@@ -16,6 +16,7 @@ _EXPORTS = {
     "build_vector_flow": "realnvp.models",
     "build_image_flow": "realnvp.models",
     "from_data": "realnvp.from_data",
+    "save_run": "realnvp.export",
     "load": "realnvp.rundir",
     "RunDir": "realnvp.rundir",
     "train": "realnvp.training",
