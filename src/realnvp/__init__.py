@@ -15,7 +15,7 @@ _EXPORTS = {
     "build_model": "realnvp.models",
     "build_vector_flow": "realnvp.models",
     "build_image_flow": "realnvp.models",
-    "from_data": "realnvp.from_data",
+    "from_data": "realnvp.table_flow",
     "save_run": "realnvp.export",
     "load": "realnvp.rundir",
     "RunDir": "realnvp.rundir",

@@ -1,6 +1,7 @@
 """``realnvp.from_data``: a vector flow sized and started from a table as ``realnvp train --data`` does
 it (column types, the vector defaults for its rows and columns, whitening with the Gaussian of the
-rows, the defensive Student-t share), for a training loop of one's own."""
+rows, the defensive Student-t share), for a training loop of one's own. The module is not named after
+the function, so importing it cannot shadow ``realnvp.from_data``."""
 
 from __future__ import annotations
 
