@@ -50,8 +50,9 @@ def _coupling_log_dets(flow: nn.Module, x: torch.Tensor) -> tuple[list[tuple[flo
 
 @pytest.mark.parametrize("dim", [2, 5])  # 2: the couplings' contiguous halves; 5: alternating index gathers
 def test_vector_log_det_is_exact_under_bf16(dim):
+    torch.manual_seed(0)  # the layers' own initialisation: not whatever state the tests before left
     flow = _perturbed(build_vector_flow(dim, n_couplings=4, hidden=(16, 16), batch_norm=True))
-    x = torch.randn(1, dim, generator=torch.Generator().manual_seed(1))  # not the global stream: other tests move it
+    x = torch.randn(1, dim, generator=torch.Generator().manual_seed(1))
     pairs, seen = _coupling_log_dets(flow, x)
     assert torch.bfloat16 in seen and len(pairs) == 4  # the conditioners did run in bf16
     for log_det, autograd in pairs:
@@ -63,6 +64,7 @@ def test_vector_log_det_is_exact_under_bf16(dim):
 
 
 def test_image_log_det_is_exact_under_bf16():
+    torch.manual_seed(0)  # as above: independent of the tests that ran before
     flow = _perturbed(build_image_flow((1, 4, 4), n_scales=2, feature_maps=8, n_blocks=1, scale_couplings=1,
                                        final_couplings=2))
     x = torch.rand(1, 1, 4, 4) * 0.9 + 0.05
