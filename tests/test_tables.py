@@ -303,3 +303,12 @@ def test_a_csv_with_a_byte_order_mark_and_no_header_trains_on_every_row(tmp_path
           "--no-pictures", "--quiet", "--json"])
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n_test"] == 10 and metrics["n_train"] == 32  # 50 rows: 10 test, 8 validation, 32 training
+
+
+def test_collinear_columns_are_named_when_training(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    np.savetxt(tmp_path / "t.csv", np.c_[a, b, a + b], delimiter=",", header="a,b,total", comments="", fmt="%.6f")
+    main(["train", "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "run"), "--steps", "5",
+          "--no-pictures"])
+    assert "column(s) 'total' are (almost) linear combinations of earlier columns" in capsys.readouterr().err

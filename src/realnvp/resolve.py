@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from realnvp.autoconfig import autosize, capped_batch
 from realnvp.config import Config, check_settings, load_config
 from realnvp.data import IMAGE_DATASETS, Splits, load_splits
 from realnvp.data.columns import describe, format_types
 from realnvp.data.tables import read_source
 from realnvp.errors import UserError
+from realnvp.evaluation.baselines import collinear_columns
 
 
 @dataclass
@@ -80,6 +83,7 @@ def complete(cfg: Config, sized_except: set[str] | None = None) -> Resolved:
                          f"other {len(types)} columns (data.constant = drop)")
         cfg.data.column_names = tuple(n for j, n in enumerate(source.names) if j not in cfg.data.context_columns)
         notes.append(describe(types, cfg.data.column_names))
+        notes += _collinear_note(source.pool, source.names)
         if sized_except is not None:
             cfg, line = autosize(cfg, sized_except, len(source.pool), len(types))
             notes.append(line)
@@ -123,3 +127,18 @@ def _settle_context(cfg: Config, splits: Splits) -> None:
         raise UserError(f"model.n_context is {m.n_context}, but data.context_columns names {k} columns")
     m.conditional, m.n_context = True, k
 
+
+COLLINEAR_CHECK_COLUMNS = 1000  # wider tables skip the check (it factors the correlation column by column)
+
+
+def _collinear_note(pool: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    """A line naming the columns that earlier ones (almost) determine, whose density is degenerate: the
+    Gaussian start then rests on a small ridge along them (evaluation/baselines.py)."""
+    if pool.shape[1] > COLLINEAR_CHECK_COLUMNS or len(pool) <= pool.shape[1]:
+        return []
+    found = collinear_columns(pool)
+    if not found:
+        return []
+    shown = ", ".join(repr(names[j]) for j in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    return [f"column(s) {shown} are (almost) linear combinations of earlier columns: the density along them is "
+            f"degenerate and the likelihood rests on a small ridge; consider dropping them"]
