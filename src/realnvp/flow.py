@@ -135,9 +135,14 @@ class Flow(nn.Module):
         dequantized (``x + step u``, data/columns.py); ``sample`` returns their lattice values."""
         self.lattice = torch.as_tensor(np.asarray(steps), dtype=self.dtype, device=self.device)
 
+    @property
+    def discrete(self) -> bool:
+        """Whether the flow has discrete table columns (``set_lattice``)."""
+        return bool((self.lattice > 0).any())
+
     def quantize(self, x: Tensor) -> Tensor:
         """``x`` with each discrete column rounded down to its lattice (the inverse of dequantization)."""
-        if not bool((self.lattice > 0).any()):
+        if not self.discrete:
             return x
         step = self.lattice.clamp_min(1e-30)
         return torch.where(self.lattice > 0, torch.floor(x / step) * step, x)

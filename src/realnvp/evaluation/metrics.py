@@ -95,7 +95,7 @@ def dequantized_rows(flow: Flow, x: torch.Tensor | np.ndarray, seed: int) -> tor
         (True, 0.5)
     """
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64)
-    if not bool((flow.lattice > 0).any()):
+    if not flow.discrete:
         return x.clone()
     noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return x + flow.lattice.double().cpu() * noise
@@ -114,7 +114,7 @@ def row_log_likelihood(flow: Flow, x: torch.Tensor | np.ndarray, draws: int = TA
         >>> round(log_p.item(), 1)  # E log N(u) over the unit square [0, 1)^2: -log(2 pi) - 1/3
         -2.2
     """
-    if not bool((flow.lattice > 0).any()):
+    if not flow.discrete:
         return log_prob_in_chunks(flow, x, context=context)
     total = sum(log_prob_in_chunks(flow, dequantized_rows(flow, x, seed + k), context=context) for k in range(draws))
     return total / draws
@@ -261,9 +261,8 @@ def table_nlls(flow: Flow, pool: np.ndarray, test: np.ndarray, test_c: np.ndarra
         >>> abs(nlls["test_nll_nats"] - nlls[BASELINE]) < 0.03  # the flow is the data's own Gaussian
         True
     """
-    discrete = bool((flow.lattice > 0).any())
     draws = [(dequantized_rows(flow, pool, 100 + k).numpy(), dequantized_rows(flow, test, 1 + k).numpy())
-             for k in range(TABLE_DRAWS if discrete else 1)]
+             for k in range(TABLE_DRAWS if flow.discrete else 1)]
     return {"test_nll_nats": -row_log_likelihood(flow, test, context=test_c).mean().item(),
             BASELINE: float(np.mean([gaussian_nll(fit, rows) for fit, rows in draws])),
             # Ledoit-Wolf: where rows are few per column, the start of the flow
@@ -273,7 +272,6 @@ def table_nlls(flow: Flow, pool: np.ndarray, test: np.ndarray, test_c: np.ndarra
 
 def _table_metrics(flow: Flow, splits: Splits) -> dict[str, Any]:
     """A vector run's test and train NLLs beside the Gaussians (``table_nlls``) and its inverse error."""
-    discrete = bool((flow.lattice > 0).any())
     nlls = table_nlls(flow, np.concatenate([splits.train, splits.val]), splits.test, splits.test_c)
     test_c = None if splits.test_c is None else torch.from_numpy(splits.test_c)
     rows = dequantized_rows(flow, splits.test, 1).float()
@@ -285,4 +283,4 @@ def _table_metrics(flow: Flow, splits: Splits) -> dict[str, Any]:
             # in each column's standard deviations: above 1e-3, samples do not follow the scored density
             "inverse_max_rel_error": inverse_max_abs_error(flow, rows, context=test_c, scale=spread),
             **({"discrete_columns": f"dequantized: the NLLs bound the discrete probability ({TABLE_DRAWS} draws)"}
-               if discrete else {})}
+               if flow.discrete else {})}

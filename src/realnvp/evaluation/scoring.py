@@ -60,7 +60,7 @@ def score_array(flow: Flow, x: np.ndarray | torch.Tensor, batch_size: int | None
     x = torch.as_tensor(x)
     if tuple(x.shape[1:]) != flow.event_shape:
         raise UserError(f"the run scores examples of shape {flow.event_shape}, got {tuple(x.shape[1:])}")
-    if bool((flow.lattice > 0).any()):
+    if flow.discrete:
         return row_log_likelihood(flow, x, context=context).numpy()
     return log_prob_in_chunks(flow, x, batch_size, context).numpy()
 

@@ -386,8 +386,9 @@ def validation_nll(flow: Flow, val_x: torch.Tensor, val_c: torch.Tensor | None) 
         >>> float(flow.defensive_weight) > 0, bool(nll[1] < 30)  # the far row is caught by the t
         (True, True)
     """
-    log_p = log_prob_in_chunks(flow, val_x, context=val_c) if flow.defensive is None else None
-    if log_p is None:
+    if flow.defensive is None:
+        log_p = log_prob_in_chunks(flow, val_x, context=val_c)
+    else:
         flow.eval()
         with torch.no_grad():
             own = flow.log_prob(val_x, val_c, defensive=False).double()

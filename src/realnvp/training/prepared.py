@@ -81,8 +81,8 @@ class TrainingData:
                 val_x = torch.from_numpy(dequantized(splits.val, types, cfg.data.seed + 3).astype(np.float32))
                 lattice = torch.tensor([t.step for t in types], dtype=torch.float32, device=device)
             seen = starting_rows(splits, types, cfg.data.seed)
-            loc, scale = first_layer_fit(*seen, whiten=cfg.model.whiten)
             start = starting_gaussian(*seen) if cfg.model.whiten else ""
+            loc, scale = first_layer_fit(*seen, whiten=cfg.model.whiten, start=start)
             # A defensive mixture's Student-t spreads like every non-test row, in the data's own units.
             pool = dequantized(np.concatenate([splits.train, splits.val]), types, cfg.data.seed + 7)
             spread = first_layer_fit(pool, whiten=True) if cfg.model.defensive_df > 0 else None
@@ -124,13 +124,14 @@ def starting_gaussian(rows: np.ndarray, val: np.ndarray | None) -> str:
     return choose_gaussian(rows, val if enough else None).name
 
 
-def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None,
-                    whiten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None, whiten: bool = True,
+                    start: str = "") -> tuple[torch.Tensor, torch.Tensor]:
     """``(loc, scale)`` of a vector model's fixed first layer: when it whitens (models/vector.py,
     ``Whiten``), the mean and covariance Cholesky factor of the Gaussian ``choose_gaussian`` prefers on
     the ``val`` rows (maximum likelihood, or Ledoit-Wolf shrinkage where rows are few per column), refit
     on every non-test row so the untrained flow IS that Gaussian; else the training rows' mean and
-    per-column std. Fitted in float64, returned as CPU float32.
+    per-column std. ``start`` ("ml" or "shrinkage"): that choice, already made. Fitted in float64,
+    returned as CPU float32.
 
     Example:
         >>> loc, scale = first_layer_fit(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 8.0]]), whiten=False)
@@ -141,7 +142,7 @@ def first_layer_fit(rows: np.ndarray, val: np.ndarray | None = None,
     """
     if whiten:
         pool = rows if val is None or not len(val) else np.concatenate([rows, val])
-        loc, chol = (shrinkage_fit if starting_gaussian(rows, val) == "shrinkage" else gaussian_fit)(pool)
+        loc, chol = (shrinkage_fit if (start or starting_gaussian(rows, val)) == "shrinkage" else gaussian_fit)(pool)
         return torch.from_numpy(loc).float(), torch.from_numpy(chol).float()
     wide = torch.from_numpy(np.asarray(rows, dtype=np.float64))
     return wide.mean(0).float(), wide.std(0).clamp_min(1e-6).float()
