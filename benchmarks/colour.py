@@ -53,7 +53,7 @@ import torch
 
 from benchmarks.drivers import cpu_busy
 from benchmarks.harness import train_logged
-from benchmarks.rawlines import append_jsonl, machine
+from benchmarks.rawlines import append_jsonl, commit, machine
 from realnvp.config import load_config
 from realnvp.evaluation.metrics import bits_per_dim, evaluate_run, seeded_dequantizations
 from realnvp.viz.images import grid, labelled, save_png
@@ -98,7 +98,7 @@ def host() -> dict[str, Any]:
     return {"cpu": info["cpu"], "cpu_flags": info["cpu_flags"], "cpus": info["cpus"],
             "avx512": sorted(f for f in flags if f.startswith(("avx512", "amx"))), "avx2": "avx2" in flags,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "nice": os.nice(0),
-            "loadavg": os.getloadavg()[0]}
+            "cpu_affinity": sorted(os.sched_getaffinity(0)), "loadavg": os.getloadavg()[0], "commit": commit()}
 
 
 def test_bpd(log_prob: Any, test: np.ndarray) -> float:
@@ -110,15 +110,16 @@ def test_bpd(log_prob: Any, test: np.ndarray) -> float:
 
 
 def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work: Path,
-                extra: list[str]) -> tuple[dict, np.ndarray]:
-    """Train a realnvp preset on the patches for ``seconds`` (``extra``: more settings); its row and 36
-    samples ``[36, 3, 32, 32]``. ``test``: the test patches ``[N, 3, 32, 32]``."""
+                extra: list[str], seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Train a realnvp preset on the patches for ``seconds`` (``extra``: more settings; ``seed``: the
+    initialisation and batch seed); its row and 36 samples ``[36, 3, 32, 32]``. ``test``: the test
+    patches ``[N, 3, 32, 32]``."""
     base = load_config(preset)
-    overrides = [f"data.path={data}", f"train.time_budget={seconds}", "train.seed=0", *extra]
+    overrides = [f"data.path={data}", f"train.time_budget={seconds}", f"train.seed={seed}", *extra]
     if base.train.lr_schedule == "cosine":  # the schedule's length is part of the design: fit it to the budget
         overrides.append(f"train.steps={max(200, round(base.train.steps * seconds / base.train.time_budget))}")
     cfg = load_config(preset, overrides)
-    run_dir = work / preset
+    run_dir = work / f"{preset}-seed{seed}"
     early_bpd = None
     if seconds > EARLY_S:  # stop at 10 minutes, score the best weights so far, resume to the full budget
         early, _, _ = train_logged(load_config(preset, [*overrides, f"train.time_budget={EARLY_S}"]), run_dir)
@@ -159,14 +160,15 @@ def glow(k: int = 8, hidden: int = 96) -> torch.nn.Module:
     return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
 
 
-def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: int = 64) -> tuple[dict, np.ndarray]:
+def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: int = 64,
+                  seed: int = 0) -> tuple[dict, np.ndarray]:
     """The peer for ``seconds``, with its example's optimizer, uniform dequantization and random batches
-    (``train`` ``[N, 32, 32, 3]`` as stored, ``test`` ``[N, 3, 32, 32]``)."""
-    torch.manual_seed(0)
+    (``train`` ``[N, 32, 32, 3]`` as stored, ``test`` ``[N, 3, 32, 32]``; ``seed``: initialisation and batches)."""
+    torch.manual_seed(seed)
     model = glow()
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-3, weight_decay=1e-5)
     v = torch.from_numpy(np.ascontiguousarray(train.transpose(0, 3, 1, 2)))
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     started, steps, skipped, early_bpd = time.perf_counter(), 0, 0, None
     while time.perf_counter() - started < seconds:
         if early_bpd is None and seconds > EARLY_S and time.perf_counter() - started >= EARLY_S:
@@ -215,6 +217,8 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, default=None, help="append one JSON line per contender here")
     parser.add_argument("--grid", type=Path, default=None, help="write the sample sheet PNG here")
     parser.add_argument("--data", type=Path, default=None, help="keep the patches' .npz here (default: temp)")
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("PEERS_SEED", "0")),
+                        help="every contender's initialisation and batch seed (the data and test draw stay fixed)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the realnvp contenders (e.g. train.compile=false for a smoke run)")
     args = parser.parse_args()
@@ -229,10 +233,11 @@ def main() -> None:
         for name in [s.strip() for s in args.only.split(",") if s.strip()]:
             before = host()
             if name == "normflows":
-                row, samples = run_normflows(train, test, seconds)
+                row, samples = run_normflows(train, test, seconds, seed=args.seed)
             else:
-                row, samples = run_realnvp(name, data, test, seconds, Path(tmp), args.set)
-            row = {"benchmark": "colour", "minutes": args.minutes, "n_train": len(train), "n_test": len(test),
+                row, samples = run_realnvp(name, data, test, seconds, Path(tmp), args.set, seed=args.seed)
+            row = {"benchmark": "colour", "minutes": args.minutes, "seed": args.seed, "n_train": len(train),
+                   "n_test": len(test),
                    **row, **before, "loadavg_after": os.getloadavg()[0], "cpu_busy_after": cpu_busy(1.0),
                    "date": time.strftime("%Y-%m-%d %H:%M")}
             print(json.dumps(row), flush=True)

@@ -25,7 +25,7 @@ import torch
 
 from benchmarks.drivers import module_command
 from benchmarks.harness import image_rows, peers_common, train_logged
-from benchmarks.rawlines import HERE, machine
+from benchmarks.rawlines import HERE, commit, machine
 from realnvp.config import load_config
 from realnvp.data import load_splits
 from realnvp.evaluation.metrics import bits_per_dim, dequantized_nll
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp folder)")
     args = parser.parse_args()
     common.torch_setup()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))  # the protocol's 2, or what the host gives
     t0, host = time.perf_counter(), machine()
     with np.load(DATA) as archive:
         x_train, x_test = archive["x_train"], archive["x_test"]
@@ -85,6 +86,7 @@ def main() -> None:
                 stop_reason=result.stop_reason, bits_per_dim_realnvp=ours, budget_s=args.budget,
                 n_train=len(splits.train), n_val=len(splits.val), samples=str(args.samples),
                 sample_temperature=args.temperature, torch=torch.__version__, cpu=host["cpu"],
+                threads=torch.get_num_threads(), cpu_affinity=sorted(os.sched_getaffinity(0)), commit=commit(),
                 cpu_flags=host["cpu_flags"], loadavg_1m_before=host["loadavg"],
                 command=" ".join([*module_command("mnist10k"), *sys.argv[1:]]),
                 val_bpd_curve=[(r["step"], round(r["elapsed_s"]), round(bits_per_dim(r["val_nll"], D, LEVELS), 4))
