@@ -61,9 +61,10 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="the commit whose src/ and benchmarks/ run")
     parser.add_argument("--cpus", default="", help="taskset CPU list for the driver (default: no pinning)")
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for the driver (the protocols': 2)")
-    parser.add_argument("driver_args", nargs=argparse.REMAINDER, help="after --: the driver's own arguments")
-    args = parser.parse_args()
-    args.driver_args = [a for a in args.driver_args if a != "--"]
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.driver_args = argv[cut + 1:]  # after --: the driver's own arguments
     folder, sha = worktree(args.rev)
     seeds = [int(s) for s in args.seeds.split(",")]
     tag = {"invocation": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "commit": sha[:7],

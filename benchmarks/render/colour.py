@@ -6,6 +6,7 @@ from __future__ import annotations
 from benchmarks.rawlines import Row
 from benchmarks.render.cells import host, hosts_line, load_cell, loads, num, span
 from benchmarks.render.fixed import goal, prose
+from benchmarks.render.seeded import by_contender, invocation_line, latest_invocation, seeded_table, spread_verdict
 
 
 def colour_table(rows: list[Row]) -> str:
@@ -59,6 +60,25 @@ def _colour_reading(rows: list[Row]) -> list[str]:
     return out
 
 
+def seeded_colour(rows: list[Row]) -> list[str]:
+    """The newest seeded invocation: every seed's test bits/dim per contender, and ``cifar-cpu`` against
+    the peer by the spread."""
+    lines = latest_invocation(rows)
+    if not lines:
+        return []
+    groups = by_contender(lines, lambda r: r["contender"])
+    out = [f"### {lines[0]['minutes']:g} minutes per contender, seeds {', '.join(map(str, lines[0]['seeds']))}", "",
+           invocation_line(lines), "", *seeded_table(groups, "test_bpd", "test bits/dim"), ""]
+    if "cifar-cpu" in groups and "normflows" in groups:
+        ours = [r["test_bpd"] for r in groups["cifar-cpu"].values()]
+        peer = [r["test_bpd"] for r in groups["normflows"].values()]
+        out.append(f"- **`cifar-cpu` against the normflows Glow: {spread_verdict(ours, peer)}.**")
+    out += ["- Every contender trains for the same minutes by its own clock (*train s*); a realnvp run that "
+            "stopped earlier (*stopped*: patience on validation) is compared at its end, with less time than the "
+            "peer had.", ""]
+    return out
+
+
 def colour_design_table(rows: list[Row]) -> str:
     """One line per design run, in file order."""
     out = ["| settings | minutes | val bits/dim | test bits/dim | steps x batch | ms/step | params | evaluate s | "
@@ -75,12 +95,15 @@ def colour_section(rows: list[Row], design: list[Row] = ()) -> str:
     """The whole ``## Colour`` section (``design``: the runs that chose the preset)."""
     if not rows:
         return ""
+    seeded = seeded_colour(rows)
+    rows = [r for r in rows if not r.get("invocation")]
     first = rows[-1]
     setup = (f"{first['n_train']:,} training / {first['n_test']:,} test patches. torch "
              f"{', '.join(sorted({r['torch'] for r in rows}))}, {span((r['threads'] for r in rows), 'd')} threads, "
              f"nice {span((r['nice'] for r in rows), 'd')}. {hosts_line(rows)}")
     intro = prose("colour", minutes=span((r["minutes"] for r in rows), "g")) + "\n"
-    parts = [intro, setup, "", colour_table(rows), "", "Reading it:", *_colour_reading(rows),
+    parts = [intro, *seeded, "### Single runs", "", setup, "", colour_table(rows), "", "Reading it:",
+             *_colour_reading(rows),
              "- The sample sheet `colour_samples.png` is the committed one; which run drew it is not in the lines.", ""]
     if design:
         parts += [prose("colour_design"), "", colour_design_table(list(design)), ""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from benchmarks.rawlines import Row
 from benchmarks.render.cells import as_module, host, hosts_line, load_cell, num, previous_sentence, span
 from benchmarks.render.fixed import goal, met, prose
+from benchmarks.render.seeded import by_contender, invocation_line, latest_invocation, mean_std, seeded_table
 
 CURVE_STEPS = (1000, 2000, 3000, 4000, 5000)  # the validation curve's steps shown for every line
 
@@ -76,6 +77,25 @@ def mnist_reading(rows: list[Row], previous: list[Row]) -> list[str]:
     return out
 
 
+def seeded_mnist(rows: list[Row]) -> list[str]:
+    """The newest seeded invocation: test bits/dim of every seed, mean and spread, against the goals."""
+    lines = latest_invocation(rows)
+    if not lines:
+        return []
+    groups = by_contender(lines, lambda r: f"realnvp `{_preset_name(r)}`")
+    minutes = lines[0]["budget_s"] / 60
+    out = [f"### {minutes:g} minutes, seeds {', '.join(map(str, lines[0]['seeds']))}", "", invocation_line(lines), "",
+           *seeded_table(groups, "bits_per_dim", "test bits/dim"), ""]
+    for name, by_seed in groups.items():
+        mean, std = mean_std([r["bits_per_dim"] for r in by_seed.values()])
+        limit = goal("mnist10k", "test_bpd_max")
+        out.append(f"- **{name}: {mean:.3f} ± {std:.3f} bits/dim over {len(by_seed)} seeds in {minutes:g} minutes**; "
+                   f"the 30-minute goal <= {limit:g} would be {met(mean + std, limit)} by "
+                   "the mean plus one std. Best validation bits/dim per seed: "
+                   + " / ".join(f"{by_seed[k]['best_val_bpd']:.3f}" for k in sorted(by_seed)) + ".")
+    return out + [""]
+
+
 def mnist_design_table(rows: list[Row]) -> str:
     """One line per design run, in file order: the override, its budget and what it reached."""
     out = ["| override | budget s | steps | images/s | best val bits/dim | test bits/dim | host |",
@@ -100,9 +120,10 @@ def _notes(previous: list[Row]) -> str:
 def mnist_section(rows: list[Row], previous: list[Row], design: list[Row] = ()) -> str:
     """The whole ``## mnist10k`` section; ``previous``: the lines of earlier runs, named in one sentence;
     ``design``: the short runs that chose the preset's settings."""
-    ok = [r for r in rows if r.get("protocol") == "mnist10k"]
+    seeded = seeded_mnist([r for r in rows if r.get("protocol") == "mnist10k"])
+    ok = [r for r in rows if r.get("protocol") == "mnist10k" and not r.get("invocation")]
     sizes = {"n_train": ok[0]["n_train"] + ok[0]["n_val"], "n_val": ok[0]["n_val"]} if ok else {}
-    parts = [prose("mnist10k", **sizes), "", mnist_table(ok), "", hosts_line(ok), "",
+    parts = [prose("mnist10k", **sizes), "", *seeded, "### Single runs", "", mnist_table(ok), "", hosts_line(ok), "",
              previous_sentence(previous, "mnist10k_results_previous.jsonl"), "", "Reading it:",
              *mnist_reading(ok, previous), ""]
     if design:
