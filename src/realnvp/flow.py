@@ -35,7 +35,11 @@ class Flow(nn.Module):
         chain: the bijectors, data -> latent in list order.
         event_shape: shape of one example (``(2,)`` for 2-D points, ``(C, H, W)`` for images).
         context_size: a conditional flow ``p(x | c)`` on ``context_size`` real context features per
-            example (``[N, context_size]``, or one ``[context_size]`` for the whole batch).
+            example (``[N, context_size]``, or one ``[context_size]`` for the whole batch); a tuple is a
+            context of that shape per example (``[N, *context_size]``), for an ``embedding`` to read.
+        embedding: a network applied once per call to the (standardised) real context before any
+            coupling sees it, ``[N, *context shape] -> [N, E]`` (nflows' ``embedding_net``); a submodule,
+            so its parameters train with the flow. None: the couplings see the context itself.
         n_classes: a class-conditional flow ``p(x | y)``: one integer label ``0 .. n_classes - 1`` per
             example (``[N]``, or one label for the whole batch). At most one of the two is set; a
             conditional flow's ``log_prob``, ``forward``, ``inverse`` and ``sample`` take ``context=``.
@@ -51,29 +55,35 @@ class Flow(nn.Module):
         torch.Size([5, 2])
     """
 
-    def __init__(self, chain: Chain, event_shape: tuple[int, ...], *, context_size: int = 0,
-                 n_classes: int = 0, base: Base | None = None) -> None:
+    def __init__(self, chain: Chain, event_shape: tuple[int, ...], *, context_size: int | tuple[int, ...] = 0,
+                 n_classes: int = 0, base: Base | None = None, embedding: nn.Module | None = None) -> None:
         super().__init__()
         if context_size and n_classes:
             raise ValueError("a flow is conditional on real context features or on class labels, not both")
         self.chain = chain
         self.event_shape = tuple(event_shape)
         self.base = base or Base("normal", self.event_shape)  # the latent density (distributions.Base)
-        self.context_size = int(context_size)
+        shape = (int(context_size),) if isinstance(context_size, int) else tuple(int(k) for k in context_size)
+        self.context_shape = shape if math.prod(shape) else ()  # one example's real context; () without one
+        self.context_size = math.prod(shape) if self.context_shape else 0
         self.n_classes = int(n_classes)
+        if embedding is not None and not self.context_size:
+            raise ValueError("an embedding network reads real contexts: give the flow a context_size too")
+        self.embedding = embedding
         # Tables: each column's lattice step (0: continuous); ``sample`` rounds discrete columns down to it.
         self.register_buffer("lattice", torch.zeros(0), persistent=False)
         # Tables: the heavy-tailed share of a defensive mixture (set_defensive); None: the flow alone.
         self.defensive: StudentT | None = None
         # How a builder made this flow (models/saved.py rebuilds it from a saved file); None: assembled by hand.
         self.recipe: dict[str, Any] | None = None
-        if context_size:  # real contexts are standardised with the training contexts' moments (fit_context)
-            self.register_buffer("context_loc", torch.zeros(context_size))
-            self.register_buffer("context_scale", torch.ones(context_size))
+        if self.context_size:  # real contexts are standardised with the training contexts' moments (fit_context)
+            self.register_buffer("context_loc", torch.zeros(self.context_shape))
+            self.register_buffer("context_scale", torch.ones(self.context_shape))
 
     def fit_context(self, contexts: Tensor | np.ndarray) -> None:
         """Standardise real contexts with the mean and std of ``contexts`` (the training rows'
-        ``[N, context_size]``) before every conditioner sees them, as ``Standardize`` does for ``x``.
+        ``[N, context_size]``) before every conditioner (and the ``embedding``) sees them, as
+        ``Standardize`` does for ``x``.
 
         Example:
             >>> from realnvp.models import build_vector_flow
@@ -212,7 +222,8 @@ class Flow(nn.Module):
                 raise ValueError("this flow is not conditional: it takes no context")
             return None
         if context is None:
-            what = f"a class label 0..{self.n_classes - 1}" if self.n_classes else f"{self.context_size} context values"
+            what = f"a class label 0..{self.n_classes - 1}" if self.n_classes else \
+                f"a context of shape {list(self.context_shape)}"
             raise ValueError(f"this flow is conditional: pass context= ({what} per example, or one for all)")
         c = torch.as_tensor(np.asarray(context) if not isinstance(context, Tensor) else context, device=self.device)
         return self._labels(c, n) if self.n_classes else self._features(c, n)
@@ -230,21 +241,32 @@ class Flow(nn.Module):
         return c
 
     def _features(self, c: Tensor, n: int) -> Tensor:
-        k = self.context_size
+        shape, k = self.context_shape, self.context_size
         if c.dtype == torch.bool or c.is_complex():
             raise ValueError(f"expected real context values, got {c.dtype}")
         c = c.to(self.dtype)
-        if c.dim() <= 1 and c.numel() == k:
-            c = c.reshape(1, k).expand(n, k)
-        elif c.dim() == 1 and k == 1:
+        if tuple(c.shape) == shape or (len(shape) == 1 and c.dim() <= 1 and c.numel() == k):
+            c = c.reshape(1, *shape).expand(n, *shape)
+        elif shape == (1,) and c.dim() == 1:
             c = c[:, None]
-        if tuple(c.shape) != (n, k):
-            raise ValueError(f"expected a context of shape [{k}] or [{n}, {k}], got {tuple(c.shape)}")
+        if tuple(c.shape) != (n, *shape):
+            one = ", ".join(map(str, shape))
+            raise ValueError(f"expected a context of shape [{one}] or [{n}, {one}], got {tuple(c.shape)}")
         return c
 
     def _prepared(self, c: Tensor | None) -> Tensor | None:
-        """A checked context as the conditioners take it: real features standardised (``fit_context``)."""
-        return (c - self.context_loc) / self.context_scale if c is not None and self.context_size else c
+        """A checked context as the conditioners take it: real features standardised (``fit_context``),
+        then through the ``embedding`` network once, for every coupling to share."""
+        if c is None or not self.context_size:
+            return c
+        c = (c - self.context_loc) / self.context_scale
+        if self.embedding is None:
+            return c
+        e = self.embedding(c)
+        if not isinstance(e, Tensor) or e.dim() != 2 or len(e) != len(c):
+            raise ValueError(f"the context embedding network must return [{len(c)}, E] (one feature vector per "
+                             f"example), got {tuple(e.shape) if isinstance(e, Tensor) else type(e).__name__}")
+        return e
 
     def _run(self, x: Tensor, context: Tensor | None, inverse: bool = False) -> tuple[Tensor, Tensor]:
         """The chain on a checked batch, with ``context`` converted to a batch (see ``as_context``)."""

@@ -153,27 +153,60 @@ def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
 
 
 class ContextResNet(nn.Module):
-    """A conditional coupling's s/t network for images: each example's class label (an integer in
-    ``0 .. n_classes - 1``) looked up in a learned ``embed``-dimensional embedding, broadcast over the
-    image as extra input channels of a ``ResNet`` (every coupling, so every scale, sees it).
+    """A conditional coupling's s/t network for images: each example's context mapped to ``embed``
+    learned features, broadcast over the image as extra input channels of a ``ResNet`` (every coupling,
+    so every scale, sees it). The context is a class label (an integer in ``0 .. n_classes - 1``,
+    looked up in an ``nn.Embedding``) or, with ``features``, a real vector ``[B, features]`` (a
+    flow's context after its embedding network) through an ``nn.Linear``: a label is the one-hot case.
 
     Example:
         >>> import torch
         >>> net = ContextResNet(1, 2, n_classes=10, embed=4, hidden=8, n_blocks=1)
         >>> net(torch.randn(3, 1, 4, 4), torch.tensor([0, 3, 9])).shape
         torch.Size([3, 2, 4, 4])
+        >>> ContextResNet(1, 2, 0, embed=4, hidden=8, n_blocks=1, features=10)(torch.randn(3, 1, 4, 4),
+        ...                                                                   torch.randn(3, 10)).shape
+        torch.Size([3, 2, 4, 4])
     """
 
     def __init__(self, in_channels: int, out_channels: int, n_classes: int, embed: int = 8, hidden: int = 64,
-                 n_blocks: int = 8, norm: str = "batch", checkpoint: bool = False) -> None:
+                 n_blocks: int = 8, norm: str = "batch", checkpoint: bool = False, *, features: int = 0) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_classes, embed)
+        if (n_classes > 0) == (features > 0):
+            raise ValueError(f"a ContextResNet takes class labels (n_classes) or real features, not "
+                             f"{'both' if features else 'neither'}")
+        self.features = features
+        self.embedding = nn.Linear(features, embed) if features else nn.Embedding(n_classes, embed)
         self.resnet = ResNet(in_channels + embed, out_channels, hidden, n_blocks, norm, checkpoint)
+
+    def _embedded(self, context: Tensor, n: int) -> Tensor:
+        """The context's ``[n, embed]`` features: a checked label looked up, or real features projected."""
+        if self.features:
+            if context.shape != (n, self.features) or not context.is_floating_point():
+                raise ValueError(f"expected {self.features} real context features per image, shape "
+                                 f"[{n}, {self.features}], got {context.dtype} of shape {tuple(context.shape)}")
+            return self.embedding(context.to(self.embedding.weight.dtype))
+        if context.shape != (n,) or context.is_floating_point():
+            raise ValueError(f"expected one integer class label per image, shape [{n}], "
+                             f"got {context.dtype} of shape {tuple(context.shape)}")
+        return self.embedding(context)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         _require(context)
-        if context.shape != (len(x),) or context.is_floating_point():
-            raise ValueError(f"expected one integer class label per image, shape [{len(x)}], "
-                             f"got {context.dtype} of shape {tuple(context.shape)}")
-        e = self.embedding(context).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        e = self._embedded(context, len(x)).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
         return self.resnet(torch.cat([x, e], dim=1))
+
+
+class ContextEmbedding(nn.Sequential):
+    """The built-in embedding network of a context-conditional image flow (what ``realnvp train`` uses
+    for an .npz's context array): ``Linear(D, hidden) -> ReLU -> Linear(hidden, out)`` on the flattened
+    context, rebuilt from its sizes alone, so a run needs no code to load.
+
+    Example:
+        >>> import torch
+        >>> ContextEmbedding(10, hidden=16, out=8)(torch.randn(3, 10)).shape
+        torch.Size([3, 8])
+    """
+
+    def __init__(self, in_features: int, hidden: int = 64, out: int = 16) -> None:
+        super().__init__(nn.Flatten(1), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, out))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from torch import nn
 
 from realnvp.atomic import atomic_write_bytes
 from realnvp.checkpoint import Checkpoint
@@ -90,11 +91,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return Checkpoint.read(path).to_dict()
 
 
-def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
+def load(run_dir: str | os.PathLike, which: str = "best", *, embedding: nn.Module | None = None) -> Flow:
     """The trained flow of a run directory, in eval mode, ready to call.
 
     ``which`` is "best" (best validation NLL, the default) or "last" (the latest checkpoint). A file
-    written by ``Flow.save`` is loaded too.
+    written by ``Flow.save`` is loaded too; an image flow built with your own context ``embedding``
+    network needs that module again (its weights come from the file).
 
     Example:
         >>> import realnvp, torch
@@ -103,7 +105,9 @@ def load(run_dir: str | os.PathLike, which: str = "best") -> Flow:
         (torch.Size([1]), torch.Size([10, 2]), False)
     """
     if Path(run_dir).is_file():  # one file written by Flow.save
-        return read_flow(run_dir)
+        return read_flow(run_dir, embedding)
+    if embedding is not None:
+        raise UserError("embedding= is for files Flow.save wrote; a run directory rebuilds its own from config.json")
     return RunDir(run_dir).load_flow(which)[0]
 
 

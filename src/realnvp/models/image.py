@@ -12,11 +12,12 @@ it was squeezed from. ``latent_scale_map`` gives each latent's scale.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from realnvp.bijectors import (
     AffineCoupling,
@@ -35,7 +36,7 @@ from realnvp.bijectors import (
 )
 from realnvp.distributions import Base
 from realnvp.flow import Flow
-from realnvp.nets import ContextResNet, ResNet
+from realnvp.nets import ContextEmbedding, ContextResNet, ResNet
 
 
 def _check_shape(event_shape: tuple[int, ...], n_scales: int) -> None:
@@ -61,7 +62,8 @@ class CouplingSettings:
     positions, so a network as wide costs a quarter of the compute (wide ones pay on a CPU); at a scale
     of odd height or width (MNIST's 7x7) they stay at full resolution. With
     ``n_classes`` every s/t network also sees the example's class label as ``embed`` learned channels
-    (``ContextResNet``): a class-conditional model.
+    (``ContextResNet``): a class-conditional model; with ``context_features`` it sees a real feature
+    vector of that width (the flow's context after its embedding network) the same way.
 
     Example:
         >>> layers = CouplingSettings(feature_maps=4, n_blocks=1).checkerboard(1, 4, 4, count=2, scale=0)
@@ -80,12 +82,13 @@ class CouplingSettings:
     embed: int = 8
     linear: bool = False
     squeezed: bool = False
+    context_features: int = 0
 
     def net(self, c_in: int, c_out: int, scale: int) -> ResNet | ContextResNet:
         """The s/t network of a coupling at ``scale`` (0 = finest): ``c_in`` -> ``c_out`` channels."""
-        if self.n_classes:
+        if self.n_classes or self.context_features:
             return ContextResNet(c_in, c_out, self.n_classes, self.embed, self.feature_maps * 2**scale, self.n_blocks,
-                                 self.norm, self.checkpoint)
+                                 self.norm, self.checkpoint, features=self.context_features)
         return ResNet(c_in, c_out, self.feature_maps * 2**scale, self.n_blocks, self.norm, self.checkpoint)
 
     def around(self, layer: Bijector, channels: int) -> list[Bijector]:
@@ -163,6 +166,8 @@ def build_image_flow(
     squeezed: bool = False,
     base: str = "normal",
     base_components: int = 4,
+    context_dim: int | tuple[int, ...] = 0,
+    embedding: nn.Module | str | None = None,
 ) -> Flow:
     """A multi-scale image Real NVP over dequantized pixels ``y`` in ``(0, 1)^(C x H x W)``.
 
@@ -185,6 +190,14 @@ def build_image_flow(
         squeezed: checkerboard couplings' s/t networks work on the squeezed image (same masks, a
             quarter of the positions; see ``CouplingSettings``).
         base, base_components: the latent density, as ``build_vector_flow``'s.
+        context_dim: a model ``p(x | c)`` of images given a real context ``c`` per example: ``D`` values
+            (``[N, D]``), or a tuple, a context of that shape (``[N, *context_dim]``). Standardised
+            (``flow.fit_context``), then through ``embedding`` once per call; each s/t ResNet projects
+            the resulting feature vector to ``embed`` extra channels. A label is the one-hot case.
+        embedding: the network that turns the context into a feature vector ``[N, E]`` (nflows'
+            ``embedding_net``): your ``nn.Module`` (a submodule: it trains with the flow; ``E`` is found by
+            running it once on zeros), ``"mlp"`` (``ContextEmbedding``: 64 hidden units, 16 features, what
+            ``realnvp train`` builds) or None (the flattened context itself).
 
     Example:
         >>> flow = build_image_flow((1, 4, 4), n_scales=2, feature_maps=4, n_blocks=1)
@@ -193,23 +206,79 @@ def build_image_flow(
         >>> conditional = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, n_classes=10)
         >>> conditional.sample(2, context=torch.tensor([3, 7])).shape
         torch.Size([2, 1, 4, 4])
+        >>> net = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6))
+        >>> given = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, context_dim=10, embedding=net)
+        >>> given.log_prob(torch.rand(2, 1, 4, 4), context=torch.randn(2, 10)).shape
+        torch.Size([2])
     """
     _check_shape(event_shape, n_scales)
     if n_classes < 0 or (n_classes and embed < 1):
         raise ValueError(f"n_classes must be >= 0 and embed >= 1, got {n_classes} and {embed}")
+    shape, net, features = _context_embedding(context_dim, embedding, n_classes)
     settings = CouplingSettings(feature_maps, n_blocks, norm, checkpoint, scale_init, batch_norm, bn_momentum,
-                                n_classes, embed, linear, squeezed)
+                                n_classes, embed, linear, squeezed, features)
     first: list[Bijector] = [] if logit == "none" else [Logit(logit_alpha, logit)]
     scales = scale_chain(settings, tuple(event_shape), 0, n_scales, scale_couplings, final_couplings)
-    flow = Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes,
-                base=Base(base, tuple(event_shape), base_components))
+    flow = Flow(Chain(first + [scales]), tuple(event_shape), n_classes=n_classes, context_size=shape,
+                base=Base(base, tuple(event_shape), base_components), embedding=net)
     flow.recipe = {"builder": "image", "args": {  # what rebuilds this flow from a saved file (models/saved.py)
         "event_shape": list(event_shape), "n_scales": n_scales, "feature_maps": feature_maps, "n_blocks": n_blocks,
         "norm": norm, "scale_couplings": scale_couplings, "final_couplings": final_couplings,
         "batch_norm": batch_norm, "bn_momentum": bn_momentum, "logit": logit, "logit_alpha": logit_alpha,
         "checkpoint": checkpoint, "scale_init": scale_init, "n_classes": n_classes, "embed": embed,
-        "linear": linear, "squeezed": squeezed, "base": base, "base_components": base_components}}
+        "linear": linear, "squeezed": squeezed, "base": base, "base_components": base_components,
+        "context_dim": list(shape),
+        "embedding": embedding if embedding is None or isinstance(embedding, str) else USER_EMBEDDING}}
     return flow
+
+
+USER_EMBEDDING = "user"  # a recipe's embedding made by the user's code: realnvp.load needs the module again
+
+
+def _context_embedding(context_dim: int | tuple[int, ...], embedding: nn.Module | str | None,
+                       n_classes: int) -> tuple[tuple[int, ...], nn.Module | None, int]:
+    """``(context shape, embedding network, feature width E)`` for ``build_image_flow``'s real context
+    (``((), None, 0)`` without one); a misfit is a ``ValueError`` naming it."""
+    shape = (context_dim,) if isinstance(context_dim, int) else tuple(context_dim)
+    if shape and (min(shape) < 0 or (0 in shape and len(shape) > 1)):
+        raise ValueError(f"context_dim must be a number of context values or a shape of positive sizes, got "
+                         f"{context_dim}")
+    if shape in ((), (0,)):  # () is how a saved recipe records no context
+        if embedding is not None:
+            raise ValueError("an embedding network needs context_dim: the size of the raw context it reads")
+        return (), None, 0
+    if n_classes:
+        raise ValueError("an image flow is conditional on class labels (n_classes) or on a context vector "
+                         "(context_dim), not both: pass the label as one more context value")
+    if embedding is None:
+        return shape, None, math.prod(shape)
+    if isinstance(embedding, str):
+        if embedding != "mlp":
+            raise ValueError(f"embedding must be an nn.Module, 'mlp' or None, got {embedding!r}")
+        embedding = ContextEmbedding(math.prod(shape))
+    if not isinstance(embedding, nn.Module):
+        raise ValueError(f"embedding must be an nn.Module, 'mlp' or None, got {type(embedding).__name__}")
+    return shape, embedding, _feature_width(embedding, shape)
+
+
+def _feature_width(embedding: nn.Module, shape: tuple[int, ...]) -> int:
+    """``E``, the width of what ``embedding`` makes of two zero contexts of ``shape`` (run in eval mode,
+    without gradients; its mode is restored); anything but ``[2, E]`` is a ``ValueError``."""
+    first = next(iter(embedding.parameters()), torch.empty(0))
+    training = embedding.training
+    try:
+        with torch.no_grad():
+            out = embedding.eval()(torch.zeros(2, *shape, dtype=first.dtype, device=first.device))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"the embedding network does not take a context of shape [N, "
+                         f"{', '.join(map(str, shape))}]: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        embedding.train(training)
+    if not isinstance(out, Tensor) or out.dim() != 2 or len(out) != 2 or out.shape[1] < 1:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the embedding network must map [N, {', '.join(map(str, shape))}] contexts to [N, E] "
+                         f"feature vectors, got {got} for N = 2")
+    return int(out.shape[1])
 
 
 def latent_scale_map(event_shape: tuple[int, int, int], n_scales: int) -> Tensor:
