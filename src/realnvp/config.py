@@ -99,6 +99,7 @@ class ModelConfig:
     conditional: bool = False
     n_context: int = 0  # classes (images) or context columns (vectors); 0: read from the data when training
     context_embed: int = 8  # images: channels of each coupling's learned label embedding
+    context_dim: int = 0  # images: real context values per example (an .npz's context array), read through an MLP
 
 
 @dataclass
@@ -289,7 +290,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "model.n_couplings": (0, 1000, False), "model.scale_init": (0, 100, False), "model.bn_momentum": (0, 1, False),
     "model.n_scales": (0, 8, False), "model.feature_maps": (0, 4096, False), "model.n_blocks": (0, 256, True),
     "model.scale_couplings": (0, 64, False), "model.final_couplings": (0, 64, False),
-    "model.n_context": (0, 10**5, True), "model.defensive_df": (0, 1000, True),
+    "model.n_context": (0, 10**5, True), "model.defensive_df": (0, 1000, True), "model.context_dim": (0, 10**5, True),
     "model.base_components": (0, 1024, False), "model.context_embed": (0, 1024, False),
     "model.spline_bins": (1, 1024, False), "model.spline_bound": (0, 10**6, False),
     "train.steps": (0, 10**9, True), "train.batch_size": (0, 2**20, False), "train.lr": (0, 10, False),
