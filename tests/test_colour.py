@@ -27,6 +27,11 @@ TINY_COLOUR = ["model.feature_maps=4", "model.n_blocks=1", "model.scale_coupling
                "train.eval_every=3", "train.time_budget=0", "train.batch_size=8", "data.test_draws=2",
                "data.test_fraction=0.25"]
 
+# Enough training for the tiny model to learn these photos: 24 steps at lr 1e-2 reach test 6.25-6.75
+# bits/dim (train.seed 0-3, every layout), where the model at initialisation (--steps 0) scores 7.65-7.71.
+LEARNS = ["train.lr=1e-2", "train.eval_every=8"]
+LEARNED_BPD = 7.2
+
 
 def photos(n=32, size=8, seed=0):
     """Smooth colour images ``[N, H, W, 3]`` (gradients plus noise), values 0..255."""
@@ -143,14 +148,14 @@ def test_colour_data_trains_evaluates_samples_and_scores(tmp_path, capsys, layou
     run = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the conversion notice (tested above)
-        cli("train", "images", "--data", str(data), "--out", str(run), "--steps", "6", "--quiet",
-            *cli_settings(TINY_COLOUR), *([] if layout == "rgb" else ["--no-pictures"]))
+        cli("train", "images", "--data", str(data), "--out", str(run), "--steps", "24", "--quiet",
+            *cli_settings([*TINY_COLOUR, *LEARNS]), *([] if layout == "rgb" else ["--no-pictures"]))
         evaluation = cli_json(capsys, "evaluate", str(run))
         cli("sample", str(run), "-n", "4", "-o", str(tmp_path / "s.npy"), "--quiet")
         cli("score", str(run), str(data), "-o", str(tmp_path / "scores.csv"), "--json", "--quiet")
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluation["data"] == str(data) and evaluation["dim"] == 3 * 8 * 8 and evaluation["n_levels"] == 256
-    assert 0 < evaluation["bits_per_dim"] < 12 and evaluation["inverse_max_abs_error"] < 1e-3
+    assert evaluation["bits_per_dim"] < LEARNED_BPD and evaluation["inverse_max_abs_error"] < 1e-3
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (4, 3, 8, 8) and samples.dtype == np.uint8
     if layout.endswith(".npz"):  # score reads x_test: the same images and noise as evaluate
@@ -211,7 +216,9 @@ def test_cifar_cpu_preset_is_the_multiscale_model_with_1x1_convolutions_and_trai
     assert len(blocks) == 3 + 3 + 3 + 3 + 4  # one block per coupling's s/t ResNet
     assert sorted({m.in_channels for m in inner}) == [32, 64, 128]  # no 1-4-channel convolution inside
     metrics = evaluate_run(tmp_path / "run")
-    assert metrics["data"] == str(tmp_path / "p.npz") and 0 < metrics["bits_per_dim"] < 12
+    # Two steps learn nothing (test 7.81 bits/dim, 7.77 at initialisation): this test checks the model's
+    # structure and that it evaluates; test_colour_data_trains_evaluates_samples_and_scores checks learning.
+    assert metrics["data"] == str(tmp_path / "p.npz") and np.isfinite(metrics["bits_per_dim"])
 
 
 def test_evaluate_visits_each_test_image_once_per_draw_and_a_bounded_train_sample(tmp_path, monkeypatch):
