@@ -156,7 +156,9 @@ def test_images_test_data_and_evaluate_data(tmp_path, capsys):
     assert json.loads((run / "evaluation.json").read_text())["n_test"] == 50
     assert main(["evaluate", str(run), "--data", str(tmp_path / "held.npy"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["n_test"] == 30 and 0 < metrics["bits_per_dim"] < 20
+    # Better than uniform noise on the 17 levels: 4 steps reach 3.62-3.65 bits/dim (train.seed 0-3), the
+    # model at initialisation scores 5.40.
+    assert metrics["n_test"] == 30 and metrics["bits_per_dim"] < math.log2(17)
     np.save(tmp_path / "big.npy", np.full((3, 8, 8), 99, np.uint8))
     assert main(["evaluate", str(run), "--data", str(tmp_path / "big.npy")]) == 2
     assert "pixel values must lie in 0..16" in capsys.readouterr().err
