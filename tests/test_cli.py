@@ -119,3 +119,17 @@ def test_user_vectors_5d_end_to_end(tmp_path):
 def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "realnvp", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout and "examples:" in out.stdout
+
+
+def test_evaluate_table_aligns_every_key_and_names_what_was_not_measured(tmp_path, capsys):
+    """Issue 28: the table's colons line up after the longest key (baseline_shrinkage_test_nll_nats), and a
+    run without a validation split says val_nll_nats was not measured instead of printing None."""
+    run = train_tiny(tmp_path / "run", "--set", "data.val_fraction=0", steps=20)
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    width = max(len(line.split(": ")[0].strip()) for line in lines)
+    assert width == len("baseline_shrinkage_test_nll_nats")
+    assert {line.index(": ") for line in lines} == {width}
+    assert not any(line.endswith("None") for line in lines)
+    assert "val_nll_nats: not measured" in [line.strip() for line in lines]

@@ -82,3 +82,50 @@ def test_terminal_bar_shows_train_nll_from_the_first_log_point():
     progress.close()
     assert out.getvalue().endswith("\n")  # closed: the next message starts on a line of its own
     assert "step 10/100" not in out.getvalue()  # on a terminal the bar, not plain lines
+
+
+def test_runs_say_their_splits_and_parameters_before_training(tmp_path, capsys):
+    """Issue 28: image and table runs alike print the split sizes and the model's parameter count (the
+    trained model's own count) before the first step."""
+    image = ["--steps", "2", "--no-pictures", "--set", "model.feature_maps=4", "--set", "model.n_blocks=1",
+             "--set", "model.n_scales=1", "--set", "train.eval_every=2", "--set", "train.batch_size=16",
+             "--set", "train.time_budget=0"]
+    for preset, args, unit in (("digits", image, "images"), ("moons", TINY, "rows")):
+        run = tmp_path / preset
+        assert main(["train", preset, "--out", str(run), *args]) == 0
+        lines = capsys.readouterr().err.splitlines()
+        metrics = json.loads((run / "evaluation.json").read_text())
+        first_step = next(i for i, line in enumerate(lines) if line.startswith("step "))
+        data = next(i for i, line in enumerate(lines) if line.startswith("data: "))
+        n_val = int(re.search(r", (\d[\d,]*) validation,", lines[data]).group(1).replace(",", ""))
+        assert lines[data] == (f"data: {metrics['n_train']:,} training, {n_val:,} validation, "
+                               f"{metrics['n_test']:,} test {unit}")
+        assert lines[data + 1] == f"model: {metrics['n_params']:,} parameters" and data + 1 < first_step
+
+
+def test_log_file_gets_progress_lines_between_evaluations(tmp_path, capsys, monkeypatch):
+    """Issue 28: in a log file an image run with rare evaluations (and running records rarer still)
+    prints a progress line every PLAIN_EVERY seconds between them: the step and the speed, with the
+    running train value once there is one; here PLAIN_EVERY=0, so after every step."""
+    import realnvp.training.logs as logs
+
+    monkeypatch.setattr(logs, "PLAIN_EVERY", 0.0)
+    image = ["--steps", "6", "--no-pictures", "--set", "model.feature_maps=4", "--set", "model.n_blocks=1",
+             "--set", "model.n_scales=1", "--set", "train.eval_every=6", "--set", "train.log_every=3",
+             "--set", "train.batch_size=16", "--set", "train.time_budget=0"]
+    assert main(["train", "digits", "--out", str(tmp_path / "run"), *image]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == [f"step {k}/6" for k in (1, 2, 3, 4, 5, 6, 6)], lines
+    assert all(re.fullmatch(r"step \d/6: \S+ steps/s", line) for line in lines[:2]), lines
+    assert all(re.fullmatch(r"step \d/6: \S+ steps/s, running train bits/dim \d+\.\d{4}", line)
+               for line in lines[2:5]), lines
+    assert "val bits/dim" in lines[5] and lines[6] == lines[6].split(",")[0]  # after the evaluation: none shown
+
+
+def test_progress_lines_wait_for_the_interval():
+    out = io.StringIO()
+    progress = Progress(total=100, initial=0, enabled=True, stream=out, every=3600.0)
+    for _ in range(50):
+        progress.advance()
+    progress.close()
+    assert out.getvalue() == ""  # nothing before an hour has passed, and no bar in a log file

@@ -80,16 +80,31 @@ def verdict(metrics: dict[str, Any]) -> str | None:
             f"{base:.4f} nats): it has not learned the data beyond its mean and covariance")
 
 
+def table_lines(metrics: dict[str, Any]) -> list[str]:
+    """The metrics as aligned ``key: value`` lines, keys right-aligned on the longest; a metric that was
+    not measured (None: no validation split, say) reads ``not measured``.
+
+    Example:
+        >>> print("\\n".join(table_lines({"dim": 2, "baseline_gaussian_test_nll_nats": 1.5, "val_nll_nats": None})))
+                                    dim: 2
+        baseline_gaussian_test_nll_nats: 1.5
+                           val_nll_nats: not measured
+    """
+    width = max((len(key) for key in metrics), default=0)
+    return [f"{key:>{width}}: {'not measured' if value is None else format_value(value)}"
+            for key, value in metrics.items()]
+
+
 def run(args: argparse.Namespace) -> None:
     """Print the metrics of the run ``args.run`` (on ``args.data`` when given).
 
     Example:
         >>> from realnvp.cli.parser import build_parser
         >>> run(build_parser().parse_args(["evaluate", str(run_dir)]))
-                             run: ...
-                            data: moons
-                             dim: 2
-                   test_nll_nats: ...
+                                    run: ...
+                                   data: moons
+                                    dim: 2
+                          test_nll_nats: ...
         baseline_gaussian_test_nll_nats: ...
         ...
     """
@@ -106,8 +121,7 @@ def run(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(metrics))
     else:
-        for key, value in metrics.items():
-            print(f"{key:>24}: {format_value(value)}")
+        print("\n".join(table_lines(metrics)))
     line = verdict(metrics)
     if line:
         print(f"realnvp: warning: {line}", file=sys.stderr)

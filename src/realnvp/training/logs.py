@@ -7,6 +7,7 @@ when asked for."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,6 +15,8 @@ from tqdm.auto import tqdm
 
 from realnvp.errors import UserError
 from realnvp.rundir import TENSORBOARD
+
+PLAIN_EVERY = 15.0  # seconds: in a log file, a progress line at least this often between evaluations
 
 
 class MetricsLogger:
@@ -68,8 +71,10 @@ def metrics_logger(enabled: bool, run_dir: str | Path) -> MetricsLogger:
 
 class Progress:
     """Training progress for a person, on ``stream`` (stderr): a live tqdm bar when it is a terminal;
-    otherwise (a log file, a pipe) one plain line per evaluation and no carriage returns. Shows the
-    latest running train NLL and the best validation NLL, or bits/dim (``*_bpd`` fields) for images.
+    otherwise (a log file, a pipe) one plain line per evaluation, and between evaluations one every
+    ``PLAIN_EVERY`` seconds (the step, the speed and the latest running train NLL), no carriage returns.
+    Shows the latest running train NLL and the best validation NLL, or bits/dim (``*_bpd`` fields) for
+    images.
 
     Example:
         >>> import io
@@ -80,32 +85,47 @@ class Progress:
         step 50/100: train NLL 1.2500, val NLL 1.5000 (best 1.5000), lr 0.001, 3.5 s
     """
 
-    def __init__(self, total: int, initial: int, enabled: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int, initial: int, enabled: bool, stream: TextIO | None = None,
+                 every: float | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.total, self.enabled = total, enabled
+        self.total, self.enabled, self.step = total, enabled, initial
         self.live = enabled and self.stream.isatty()
+        self.every = PLAIN_EVERY if every is None else every
+        self.started = self.last_line = time.monotonic()
+        self.initial = initial
         self.bar = tqdm(total=total, initial=initial, disable=not self.live, file=self.stream, unit="step",
                         dynamic_ncols=True, mininterval=1.0)
         self.shown: dict[str, str] = {}
         self.running_step = -1  # the step of the latest running record shown
+        self.since_evaluation = ""  # the latest running train NLL since the last evaluation, for plain lines
 
     def advance(self) -> None:
-        """One more step done."""
+        """One more step done; in a log file, a plain line when ``every`` seconds passed since the last."""
         self.bar.update(1)
+        self.step += 1
+        now = time.monotonic()
+        if self.enabled and not self.live and now - self.last_line >= self.every:
+            self.last_line = now
+            rate = (self.step - self.initial) / max(now - self.started, 1e-9)
+            print(f"step {self.step}/{self.total}: {rate:.3g} steps/s{self.since_evaluation}", file=self.stream,
+                  flush=True)
 
     def rewind(self, step: int) -> None:
         """Training went back to ``step`` (a rejected non-finite step rolled back)."""
-        self.bar.n = step
+        self.bar.n = self.step = step
         self.bar.refresh()
 
     def running(self, record: dict[str, Any]) -> None:
         """A running train-NLL record: shown on the bar at once."""
         self.running_step = record["step"]
         self._show(record, "train", _number(record, "train"))
+        unit = "bits/dim" if "train_bpd" in record else "NLL"
+        self.since_evaluation = f", running train {unit} {_number(record, 'train')}"
 
     def evaluation(self, record: dict[str, Any], best_val: float | None) -> None:
         """An evaluation record: on the bar, or as one plain line. ``best_val`` is the best validation
         value so far in the record's unit (None without a validation split)."""
+        self.since_evaluation = ""
         if record["step"] != self.running_step:  # else the bar keeps the running value of this step
             self._show(record, "train", _number(record, "train"))
         if best_val is not None:
@@ -116,6 +136,7 @@ class Progress:
                    else "no validation split")
             print(f"step {record['step']}/{self.total}: train {unit} {_number(record, 'train')}, {val}, "
                   f"lr {record['lr']:.3g}, {record['elapsed_s']:.1f} s", file=self.stream, flush=True)
+            self.last_line = time.monotonic()
 
     def _show(self, record: dict[str, Any], which: str, text: str) -> None:
         self.shown[f"{which}_bpd" if "train_bpd" in record else f"{which}_nll"] = text

@@ -50,7 +50,18 @@ def class_temperature_grid(flow: Flow, path: str | Path, per_cell: int = 4, titl
     rows = np.stack([b.reshape(len(classes), per_cell, *shape) for b in blocks], 1)  # [class, T, per_cell, ...]
     picture = grid(rows.reshape(-1, *shape), ncol=per_cell * len(temperatures), zoom=max(1, 64 // shape[1]))
     headers = [f"T = {t:g}" for t in temperatures]
-    save_png(labelled(picture, title or f"one row per class 0..{len(classes) - 1}", headers), path, title)
+    save_png(labelled(picture, title or f"one row per class 0..{len(classes) - 1}", headers, class_labels(classes)),
+             path, title)
+
+
+def class_labels(classes: list[int]) -> list[str]:
+    """The row labels of a grid with one row per class.
+
+    Example:
+        >>> class_labels([0, 3])
+        ['class 0', 'class 3']
+    """
+    return [f"class {k}" for k in classes]
 
 
 def nearest_rows(contexts: np.ndarray, context: np.ndarray, n: int) -> np.ndarray:
@@ -64,6 +75,23 @@ def nearest_rows(contexts: np.ndarray, context: np.ndarray, n: int) -> np.ndarra
     spread = contexts.std(0) + 1e-12
     distance = (((contexts - context) / spread) ** 2).sum(1)
     return np.argsort(distance, kind="stable")[:n]
+
+
+def rows_given(contexts: np.ndarray, context: np.ndarray, n: int) -> tuple[np.ndarray, bool]:
+    """The training rows to show beside samples drawn at ``context``: those whose context equals it
+    (at most ``n``), or where none does, the nearest tenth of the rows (at least 20, at most ``n``);
+    and whether they match exactly.
+
+    Example:
+        >>> contexts = np.array([[1.0], [3.0], [3.0], [2.0]])
+        >>> [(rows.tolist(), exact) for rows, exact in (rows_given(contexts, np.array([3.0]), 10),
+        ...                                             rows_given(contexts, np.array([2.9]), 2))]
+        [([1, 2], True), ([1, 2], False)]
+    """
+    same = np.flatnonzero(np.all(np.isclose(contexts, context, rtol=1e-6, atol=1e-9), axis=1))
+    if len(same):
+        return same[:n], True
+    return nearest_rows(contexts, context, min(n, max(20, len(contexts) // 10))), False
 
 
 def context_densities(flow: Flow, data: np.ndarray, contexts: np.ndarray, path: str | Path, values: np.ndarray,

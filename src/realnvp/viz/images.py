@@ -39,6 +39,9 @@ def grid(images: np.ndarray, ncol: int = 0, pad: int = 1, zoom: int = 1) -> np.n
     return out[0] if c == 1 else out.transpose(1, 2, 0)
 
 
+THUMBNAIL = 128  # pixels: scales.png shows each image at least this tall (an 8x8 digit 16 times, CIFAR 4 times)
+
+
 def _zoom_for(height: int) -> int:
     return max(1, 64 // height)
 
@@ -61,32 +64,43 @@ def _wrap(text: str, width: int, font: ImageFont.ImageFont | ImageFont.FreeTypeF
     return lines
 
 
-def labelled(picture: np.ndarray, title: str, headers: list[str] | None = None) -> np.ndarray:
+def labelled(picture: np.ndarray, title: str, headers: list[str] | None = None, rows: list[str] | None = None,
+             one_line: bool = False) -> np.ndarray:
     """``picture`` (``uint8``, grey or RGB, from ``grid``) with ``title`` written above it and, when
-    given, one header per column of tiles (equal widths) between the title and the tiles.
+    given, one header per column of tiles (equal widths) between the title and the tiles, and one label
+    per row of tiles (equal heights) in a margin on the left. ``one_line``: the title is not wrapped;
+    the picture is widened (white on the right) where the title is wider.
 
     Example:
         >>> picture = grid(np.zeros((4, 1, 8, 8)), ncol=2, zoom=8)
         >>> labelled(picture, "two columns", ["left", "right"]).shape[1:] == picture.shape[1:]
         True
+        >>> labelled(picture, "two rows", rows=["class 0", "class 1"]).shape[1] > picture.shape[1]
+        True
     """
     font, line = _font(), 15
-    width = picture.shape[1]
-    title_lines = _wrap(title, width - 8, font)
-    column = width / len(headers) if headers else width
+    margin = int(max(font.getlength(r) for r in rows)) + 10 if rows else 0
+    width = margin + picture.shape[1]
+    if one_line:
+        width = max(width, int(font.getlength(title)) + 10)
+    title_lines = [title] if one_line else _wrap(title, width - 8, font)
+    column = picture.shape[1] / len(headers) if headers else picture.shape[1]
     header_lines = [_wrap(h, int(column) - 4, font) for h in headers or []]
     top = 4 + line * len(title_lines) + (line * max(map(len, header_lines)) + 4 if header_lines else 0)
     mode = "L" if picture.ndim == 2 else "RGB"
     canvas = Image.new(mode, (width, top + picture.shape[0]), 255 if mode == "L" else "white")
-    canvas.paste(Image.fromarray(picture), (0, top))
+    canvas.paste(Image.fromarray(picture), (margin, top))
     draw = ImageDraw.Draw(canvas)
     ink = 0 if mode == "L" else "black"
     for k, text in enumerate(title_lines):
         draw.text((4, 2 + k * line), text, fill=ink, font=font)
     for c, lines in enumerate(header_lines):
         for k, text in enumerate(lines):
-            x = c * column + (column - font.getlength(text)) / 2
+            x = margin + c * column + (column - font.getlength(text)) / 2
             draw.text((max(x, 0), 4 + line * (len(title_lines) + k)), text, fill=ink, font=font)
+    for r, text in enumerate(rows or []):
+        y = top + (r + 0.5) * picture.shape[0] / len(rows) - line / 2
+        draw.text((margin - 6 - font.getlength(text), y), text, fill=ink, font=font)
     return np.asarray(canvas)
 
 
@@ -108,12 +122,13 @@ def save_png(picture: np.ndarray, path: str | Path, title: str = "") -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _to_pixels(flow: Flow, state: Tensor) -> np.ndarray:
+def _to_pixels(flow: Flow, state: Tensor, in_logit_space: bool = True) -> np.ndarray:
     """Any state of the flow shown as pixels: unsqueezed to the image layout, and mapped through the
-    inverse logit when it lives in logit space (so noise and image share one colour scale)."""
+    inverse logit when it lives in logit space (so noise and image share one colour scale). The data
+    space (after the logit layer's inverse) is shown as it is: mapped again, it would be grey."""
     state = unsqueeze_to(state, flow.event_shape[1])
     first = flow.chain.layers[0]
-    if isinstance(first, Logit):
+    if in_logit_space and isinstance(first, Logit):
         state = first.inverse(state)[0]
     return state.clamp(0, 1).cpu().numpy()
 
@@ -160,7 +175,7 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
         >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1)
         >>> scales_picture(flow, torch.rand(2, 1, 4, 4), 2, tmp / "scales.png")
         >>> Image.open(tmp / "scales.png").text["Title"].split(";")[0]
-        'what each scale encodes, finest to coarsest'
+        'what each scale encodes, finest to coarsest (temperature 1)'
     """
     flow.eval()
     ref = next(flow.parameters())
@@ -173,10 +188,11 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
         columns.append(flow.inverse(torch.where(scale_of == k, fresh, z)))
     tiles = torch.stack(columns, 1).flatten(0, 1).clamp(0, 1).cpu().numpy()
     headers = scale_headers(n_scales)
-    title = (f"what each scale encodes, finest to coarsest; one row per training image; temperature "
-             f"{temperature:g}")
-    picture = grid(tiles, ncol=n_scales + 1, zoom=_zoom_for(flow.event_shape[1]))
-    save_png(labelled(picture, title, headers), path, f"{title}; columns: {', '.join(headers)}")
+    title = f"what each scale encodes, finest to coarsest (temperature {temperature:g})"
+    height = flow.event_shape[1]
+    picture = grid(tiles, ncol=n_scales + 1, zoom=max(1, -(-THUMBNAIL // height)))
+    save_png(labelled(picture, title, headers, one_line=True), path,
+             f"{title}; one row per training image; columns: {', '.join(headers)}")
 
 
 @torch.no_grad()
@@ -196,12 +212,13 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
     flow.eval()
     z = flow.sample_latent(n)
     labels = torch.arange(n) % flow.n_classes if flow.n_classes else None
-    steps = [("base N(0, I)", z)] + [(type(s.layer).__name__, s.output)
-                                    for s in flow.trace(z, inverse=True, context=labels)]
+    # Each state, and whether it is still in the logit's space (the first layer's inverse ends that).
+    steps = [("base N(0, I)", z, True)] + [(type(s.layer).__name__, s.output, s.layer is not flow.chain.layers[0])
+                                          for s in flow.trace(z, inverse=True, context=labels)]
     zoom = _zoom_for(flow.event_shape[1])
     frames = []
-    for i, (name, state) in enumerate(steps):
-        picture = grid(_to_pixels(flow, state), zoom=zoom)
+    for i, (name, state, in_logit_space) in enumerate(steps):
+        picture = grid(_to_pixels(flow, state, in_logit_space), zoom=zoom)
         img = Image.fromarray(picture).convert("RGB")
         canvas = Image.new("RGB", (max(img.width, 200), img.height + 16), "white")
         canvas.paste(img, (0, 16))

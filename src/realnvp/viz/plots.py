@@ -56,8 +56,9 @@ def plot_limits(points: np.ndarray, pad: float = 0.1) -> tuple[tuple[float, floa
 
 
 def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
-                   names: list[str] | None = None) -> Any:
-    """The figure ``data_and_samples`` saves: two panels on the same axes, labelled with the columns shown.
+                   names: list[str] | None = None, data_label: str = "data") -> Any:
+    """The figure ``data_and_samples`` saves: two panels on the same axes, labelled with the columns shown
+    (the left one ``data_label``: which rows it shows).
 
     Example:
         >>> points = np.random.RandomState(0).randn(10, 3)
@@ -71,7 +72,7 @@ def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
     aspect = (xlim[1] - xlim[0]) / max(ylim[1] - ylim[0], 1e-9)  # the height follows the data's shape
     fig, axes = plt.subplots(1, 2, figsize=(9, float(np.clip(4.0 / aspect, 2.2, 4.6)) + 1.3), sharex=True,
                              sharey=True, layout="constrained")
-    for ax, pts, color, name in ((axes[0], data, "tab:blue", "data"), (axes[1], samples, "tab:red", "samples")):
+    for ax, pts, color, name in ((axes[0], data, "tab:blue", data_label), (axes[1], samples, "tab:red", "samples")):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
         ax.set_title(f"{name} (n={len(pts)})")
         ax.set_xlim(*xlim)
@@ -88,7 +89,7 @@ def samples_figure(data: np.ndarray, samples: np.ndarray, title: str = "",
 
 
 def data_and_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, title: str = "",
-                     names: list[str] | None = None) -> None:
+                     names: list[str] | None = None, data_label: str = "data") -> None:
     """Training data (blue) beside flow samples (red), first two coordinates, same axes.
 
     Example:
@@ -97,7 +98,7 @@ def data_and_samples(data: np.ndarray, samples: np.ndarray, path: str | Path, ti
         >>> (tmp / "samples.png").read_bytes()[:4]
         b'\\x89PNG'
     """
-    _save(samples_figure(data, samples, title, names), path)
+    _save(samples_figure(data, samples, title, names, data_label), path)
 
 
 @torch.inference_mode()
