@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from tiny import train_tiny
+from tiny import TINY_DIGITS, cli_settings, train_tiny
 
 from realnvp.cli import main
 from realnvp.data import load_splits
+from realnvp.models import build_image_flow
 from realnvp.rundir import RunDir
+from realnvp.viz.conditional import class_temperature_grid
+from realnvp.viz.images import THUMBNAIL, _font, _wrap, grid, scale_headers, scales_picture
 from realnvp.viz.plots import FLOOR_MARGIN, _log_prob, corner_figure, density_figure, samples_figure
 
 
@@ -87,3 +91,110 @@ def test_a_csv_run_names_its_columns(tmp_path):
     assert titles["samples.png"] == "people.csv: data vs Real NVP samples: columns height, weight of 3"
     assert titles["corner.png"].startswith("people.csv: data vs samples, all 3 columns")
     assert not any("file" in title.split(":")[0] for title in titles.values())
+
+
+def test_conditional_table_sample_names_columns_and_shows_rows_of_that_context(tmp_path, capsys, monkeypatch):
+    """Issue 28: after --context-columns 2 on a CSV with a header, `sample --context 3` labels the axes
+    with the header's names, its data panel holds only the training rows whose context is 3 and says
+    so, and its title gives the temperature; training counts the modelled columns only and ends with the
+    Gaussians beside the flow."""
+    import realnvp.viz.plots as plots
+
+    rng = np.random.default_rng(0)
+    c = rng.integers(1, 6, 400).astype(float)
+    a = rng.normal(size=400) + c
+    table = np.c_[a, 0.5 * a + rng.normal(size=400), c, rng.normal(size=400) * c]
+    np.savetxt(tmp_path / "t.csv", table, delimiter=",", header="alpha,beta,ctx,delta", comments="", fmt="%.6g")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "t.csv"), "--context-columns", "2", "--out", str(run),
+                 "--steps", "20", "--no-pictures", "--set", "model.hidden=8,8", "--set", "model.n_couplings=2",
+                 "--set", "train.eval_every=10", "--set", "train.time_budget=0"]) == 0
+    err = capsys.readouterr().err
+    assert "rows x 3 columns" in err and "rows x 4 columns" not in err
+    assert "the Gaussians of the same rows score" in err
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    assert main(["sample", str(run), "--context", "3", "-n", "500", "--temperature", "0.8",
+                 "-o", str(tmp_path / "ctx.png")]) == 0
+    (fig,) = figures
+    data_ax, samples_ax = fig.axes
+    _, cfg, _ = RunDir(run).load_flow()
+    splits = load_splits(cfg.data)
+    wanted = splits.train[splits.train_c[:, 0] == 3]
+    assert 0 < len(wanted) < len(splits.train)
+    assert data_ax.get_title() == f"training rows with context 3 (n={len(wanted)})"
+    assert np.allclose(data_ax.collections[0].get_offsets(), wanted[:, :2])
+    assert samples_ax.get_title() == "samples (n=500)"
+    assert (data_ax.get_xlabel(), data_ax.get_ylabel(), samples_ax.get_xlabel()) == ("alpha", "beta", "alpha")
+    assert fig.get_suptitle() == "temperature 0.8, context 3: columns alpha, beta of 3"
+    plots._pyplot().close(fig)
+
+
+@pytest.fixture(scope="module")
+def digits_cond(tmp_path_factory):
+    """A class-conditional digits run (the digits-cond preset, tiny, 4 steps), without pictures."""
+    run = tmp_path_factory.mktemp("pictures") / "cond"
+    assert main(["train", "digits-cond", "--out", str(run), "--steps", "4", "--quiet", "--no-pictures",
+                 *cli_settings(TINY_DIGITS)]) == 0
+    return run
+
+
+def _ink_rows(picture: np.ndarray, bands: int) -> list[bool]:
+    """Whether each of ``bands`` equal horizontal bands of a grey picture holds dark (text) pixels."""
+    return [bool((band < 128).any()) for band in np.array_split(picture, bands, axis=0)]
+
+
+def test_class_grids_label_each_row_and_sample_pngs_give_the_temperature(digits_cond, tmp_path):
+    """Issue 28: `sample` without --class draws one row per class with each row labelled (a margin on the
+    left holds text beside every row), classes.png likewise; every image `sample` PNG is titled with
+    the temperature (and the class)."""
+    assert main(["sample", str(digits_cond), "-n", "20", "--temperature", "0.7", "-o", str(tmp_path / "a.png"),
+                 "--quiet"]) == 0
+    picture = Image.open(tmp_path / "a.png")
+    assert picture.text["Title"] == "digits: Real NVP samples, temperature 0.7, one row per class"
+    tiles = grid(np.zeros((20, 1, 8, 8)), ncol=2, zoom=8)  # 2 per class, 10 rows
+    pixels = np.asarray(picture.convert("L"))
+    margin, top = pixels.shape[1] - tiles.shape[1], pixels.shape[0] - tiles.shape[0]
+    assert margin > 30
+    assert _ink_rows(pixels[top:, :margin], 10) == [True] * 10
+    assert main(["sample", str(digits_cond), "-n", "4", "--class", "3", "-o", str(tmp_path / "b.png"),
+                 "--quiet"]) == 0
+    assert Image.open(tmp_path / "b.png").text["Title"] == "digits: Real NVP samples, temperature 1, class 3"
+    flow, _, _ = RunDir(digits_cond).load_flow()
+    class_temperature_grid(flow, tmp_path / "classes.png", per_cell=2)
+    pixels = np.asarray(Image.open(tmp_path / "classes.png").convert("L"))
+    tiles = grid(np.zeros((80, 1, 8, 8)), ncol=8, zoom=8)
+    margin, top = pixels.shape[1] - tiles.shape[1], pixels.shape[0] - tiles.shape[0]
+    assert margin > 30 and _ink_rows(pixels[top:, :margin], 10) == [True] * 10
+
+
+def test_image_animation_ends_on_the_samples(digits_cond, tmp_path):
+    """Issue 28: the digits animation's last frame is the samples themselves (it was them pushed through
+    the sigmoid a second time: grey, 127..186), with the sample grid's contrast."""
+    assert main(["animate", str(digits_cond), "-o", str(tmp_path / "a.gif"), "--quiet"]) == 0
+    flow, _, _ = RunDir(digits_cond).load_flow()
+    torch.manual_seed(0)
+    samples = flow.eval().sample(64, context=torch.arange(64) % flow.n_classes).clamp(0, 1).numpy()
+    expected = grid(samples, zoom=8).astype(int)
+    with Image.open(tmp_path / "a.gif") as gif:
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("L")).astype(int)[16:, : expected.shape[1]]
+    assert np.abs(last - expected).max() <= 2
+    assert np.ptp(last) > 200 and last.std() > 0.8 * expected.std()
+
+
+def test_colour_scales_thumbnails_are_large_and_the_title_one_line(tmp_path):
+    """Issue 28: scales.png shows each image at least THUMBNAIL pixels tall and its title on one line
+    (the picture is exactly one title line, the headers and the tiles tall)."""
+    torch.manual_seed(0)
+    flow = build_image_flow((3, 8, 8), feature_maps=4, n_blocks=1)
+    scales_picture(flow, torch.rand(3, 3, 8, 8), 2, tmp_path / "scales.png")
+    picture = Image.open(tmp_path / "scales.png")
+    zoom = THUMBNAIL // 8
+    tiles = grid(np.zeros((9, 3, 8, 8)), ncol=3, zoom=zoom)
+    font = _font()
+    header_lines = max(len(_wrap(h, tiles.shape[1] // 3 - 4, font)) for h in scale_headers(2))
+    assert picture.size == (tiles.shape[1], 4 + 15 + 15 * header_lines + 4 + tiles.shape[0])
+    title = picture.text["Title"].split(";")[0]
+    assert title == "what each scale encodes, finest to coarsest (temperature 1)"
+    assert font.getlength(title) < picture.size[0]

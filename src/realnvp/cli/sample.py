@@ -15,11 +15,12 @@ from realnvp.atomic import atomic_write_bytes
 from realnvp.cli.common import check_output
 from realnvp.config import Config
 from realnvp.data import load_splits
+from realnvp.data.source import data_source
 from realnvp.errors import UserError
 from realnvp.flow import Flow
 from realnvp.rundir import RunDir
-from realnvp.viz.conditional import class_grid, nearest_rows
-from realnvp.viz.images import grid, save_png
+from realnvp.viz.conditional import class_grid, class_labels, rows_given
+from realnvp.viz.images import grid, labelled, save_png
 from realnvp.viz.plots import data_and_samples
 
 
@@ -29,20 +30,24 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _sample_images(flow: Flow, n_levels: int, args: argparse.Namespace, out: Path) -> None:
-    """An image run's samples: a PNG grid, or integer pixels ``[n, C, H, W]`` in the data's levels. A
-    class-conditional run draws ``--class`` only, or one row per class (``-n`` split between them)."""
-    ncol = 0
+def _sample_images(flow: Flow, n_levels: int, args: argparse.Namespace, out: Path, label: str = "") -> None:
+    """An image run's samples: a PNG grid titled with ``label`` and the temperature, or integer pixels
+    ``[n, C, H, W]`` in the data's levels. A class-conditional run draws ``--class`` only, or one row
+    per class (``-n`` split between them, each row labelled with its class)."""
+    ncol, rows = 0, None
+    title = f"{label + ': ' if label else ''}Real NVP samples, temperature {args.temperature:g}"
     if flow.n_classes and args.class_ is None:
         ncol = -(-args.n // flow.n_classes)  # samples per class, rounded up: full rows
         y = class_grid(flow, list(range(flow.n_classes)), ncol, args.temperature, args.seed)
-        args.n = len(y)
+        args.n, rows = len(y), class_labels(list(range(flow.n_classes)))
+        title += ", one row per class"
     else:
         y = flow.sample(args.n, temperature=args.temperature, context=args.class_).clamp(0, 1).numpy()
+        title += f", class {args.class_}" if args.class_ is not None else ""
     if out.suffix.lower() == ".npy":
         _save_npy(out, np.minimum(np.floor(y * n_levels), n_levels - 1).astype(np.uint8))
     else:
-        save_png(grid(y, ncol=ncol, zoom=max(1, 64 // y.shape[2])), out)
+        save_png(labelled(grid(y, ncol=ncol, zoom=max(1, 64 // y.shape[2])), title, rows=rows), out, title)
 
 
 def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None:
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed)
         args.temperature = temperature
         if is_image:
-            _sample_images(flow, ckpt.n_levels or 256, args, path)
+            _sample_images(flow, ckpt.n_levels or 256, args, path, data_source(cfg.data, short=True))
         else:
             _sample_vectors(flow, cfg, context, args, path)
         if not args.quiet:
@@ -125,8 +130,10 @@ def _sample_vectors(flow: Flow, cfg: Config, context: np.ndarray | None, args: a
         atomic_write_bytes(out, buffer.getvalue().encode())
     else:
         splits = load_splits(cfg.data)
-        data, title = splits.train[: args.n], f"temperature {args.temperature:g}"
-        if context is not None:  # beside the training rows whose context is nearest the one asked for
-            data = splits.train[nearest_rows(splits.train_c, context, args.n)]
-            title += f", context {', '.join(f'{v:g}' for v in context)}"
-        data_and_samples(data, samples, out, title=title, names=names)
+        data, title, label = splits.train[: args.n], f"temperature {args.temperature:g}", "data"
+        if context is not None:  # beside the training rows with that context (or the nearest, if none has it)
+            rows, exact = rows_given(splits.train_c, context, args.n)
+            given = ", ".join(f"{v:g}" for v in context)
+            data, title = splits.train[rows], f"{title}, context {given}"
+            label = f"training rows with context {given}" if exact else f"training rows nearest context {given}"
+        data_and_samples(data, samples, out, title=title, names=names, data_label=label)

@@ -136,7 +136,7 @@ def _image_pictures(scene: Scene, shown: dict[str, bytes]) -> tuple[str, str]:
     columns = ", ".join(scale_headers(scene.n_scales)[1:])
     scales = figure(shown["scales"], "what each scale encodes: each row a training image, then the image with "
                     f"one scale's latents resampled, columns {columns} (scale 1 is factored out first, at full "
-                    "resolution)", width=420)
+                    "resolution)", width=520)
     return headline, "\n".join([
         "<h3>Lower temperatures (samples drawn from N(0, T&sup2; I) in the latent space)</h3>", row(*lower),
         row(scales, figure(shown["animation"], "base samples turned into images layer by layer", "image/gif"))])
