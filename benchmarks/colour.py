@@ -48,47 +48,18 @@ from typing import Any
 
 import normflows as nf
 import numpy as np
-import skimage.data
 import torch
 
 from benchmarks.drivers import cpu_busy
 from benchmarks.harness import train_logged
+from benchmarks.patches import LEVELS, SIZE, bpd_on_test, make_patches
 from benchmarks.rawlines import append_jsonl, commit, machine
 from realnvp.config import load_config
-from realnvp.evaluation.metrics import bits_per_dim, evaluate_run, seeded_dequantizations
+from realnvp.evaluation.metrics import evaluate_run
 from realnvp.viz.images import grid, labelled, save_png
 
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
-SIZE, N_TEST, LEVELS, D = 32, 600, 256, 3 * 32 * 32
 EARLY_S = 600  # the 10-minute mark of every contender's run, scored on the test patches too
 CONTENDERS = ("cifar-cpu", "images", "normflows")
-
-
-def _cells(photo: np.ndarray) -> list[tuple[int, int]]:
-    """Top-left corners of the photo's non-flat 32x32 grid cells."""
-    h, w = photo.shape[0] // SIZE, photo.shape[1] // SIZE
-    return [(SIZE * i, SIZE * j) for i in range(h) for j in range(w)
-            if photo[SIZE * i: SIZE * (i + 1), SIZE * j: SIZE * (j + 1)].std() >= 4]
-
-
-def make_patches() -> tuple[np.ndarray, np.ndarray]:
-    """The benchmark's train and test patches, uint8 ``[N, 32, 32, 3]`` (see the module docstring)."""
-    photos = [getattr(skimage.data, name)()[..., :3] for name in PHOTOS]
-    cells = [(k, y, x) for k, photo in enumerate(photos) for y, x in _cells(photo)]
-    test_cells = [cells[i] for i in sorted(np.random.RandomState(0).permutation(len(cells))[:N_TEST])]
-    test = np.stack([photos[k][y: y + SIZE, x: x + SIZE] for k, y, x in test_cells])
-    train = []
-    for k, photo in enumerate(photos):
-        blocked = np.zeros(photo.shape[:2], bool)
-        for kk, y, x in test_cells:
-            if kk == k:
-                blocked[y: y + SIZE, x: x + SIZE] = True
-        for y in range(0, photo.shape[0] - SIZE + 1, SIZE // 2):
-            for x in range(0, photo.shape[1] - SIZE + 1, SIZE // 2):
-                patch = photo[y: y + SIZE, x: x + SIZE]
-                if not blocked[y: y + SIZE, x: x + SIZE].any() and patch.std() >= 4:
-                    train.append(patch)
-    return np.stack(train), test
 
 
 def host() -> dict[str, Any]:
@@ -99,14 +70,6 @@ def host() -> dict[str, Any]:
             "avx512": sorted(f for f in flags if f.startswith(("avx512", "amx"))), "avx2": "avx2" in flags,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "nice": os.nice(0),
             "cpu_affinity": sorted(os.sched_getaffinity(0)), "loadavg": os.getloadavg()[0], "commit": commit()}
-
-
-def test_bpd(log_prob: Any, test: np.ndarray) -> float:
-    """Bits/dim of the test patches under the fixed dequantization (first draw of RandomState(1))."""
-    y = next(seeded_dequantizations(test, LEVELS, 1, seed=1)).float()
-    with torch.inference_mode():
-        nll = -torch.cat([log_prob(chunk).double() for chunk in y.split(200)]).mean().item()
-    return bits_per_dim(nll, D, LEVELS)
 
 
 def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work: Path,
@@ -123,7 +86,7 @@ def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work:
     early_bpd = None
     if seconds > EARLY_S:  # stop at 10 minutes, score the best weights so far, resume to the full budget
         early, _, _ = train_logged(load_config(preset, [*overrides, f"train.time_budget={EARLY_S}"]), run_dir)
-        early_bpd = test_bpd(early.flow.eval().log_prob, test)
+        early_bpd = bpd_on_test(early.flow.eval().log_prob, test)
     result, records, _ = train_logged(cfg, run_dir, resume=early_bpd is not None)
     flow = result.flow.eval()
     started = time.perf_counter()
@@ -134,7 +97,7 @@ def run_realnvp(preset: str, data: Path, test: np.ndarray, seconds: float, work:
     torch.manual_seed(0)
     with torch.inference_mode():
         samples = flow.sample(36).clamp(0, 1).numpy()
-    row = {"contender": preset, "test_bpd": test_bpd(flow.log_prob, test), "test_bpd_at_10min": early_bpd,
+    row = {"contender": preset, "test_bpd": bpd_on_test(flow.log_prob, test), "test_bpd_at_10min": early_bpd,
            "steps": result.step,
            "batch_size": cfg.train.batch_size, "train_s": train_s, "images_per_s": result.step * cfg.train.batch_size
            / train_s, "ms_per_step": 1000 * train_s / result.step, "params": flow.n_params(),
@@ -173,7 +136,7 @@ def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: in
     while time.perf_counter() - started < seconds:
         if early_bpd is None and seconds > EARLY_S and time.perf_counter() - started >= EARLY_S:
             paused = time.perf_counter()
-            early_bpd = test_bpd(lambda y: model.eval().log_prob(y, None), test)
+            early_bpd = bpd_on_test(lambda y: model.eval().log_prob(y, None), test)
             model.train()
             started += time.perf_counter() - paused  # scoring is not training time
         x = (v[torch.randint(len(v), (batch,), generator=generator)].float()
@@ -188,7 +151,7 @@ def run_normflows(train: np.ndarray, test: np.ndarray, seconds: float, batch: in
         steps += 1
     train_s = time.perf_counter() - started
     model.eval()
-    bpd = test_bpd(lambda y: model.log_prob(y, None), test)
+    bpd = bpd_on_test(lambda y: model.log_prob(y, None), test)
     with torch.inference_mode():
         samples = model.sample(36, temperature=1.0)[0].clamp(0, 1).numpy()
     row = {"contender": "normflows", "test_bpd": bpd, "test_bpd_at_10min": early_bpd, "steps": steps,
