@@ -99,7 +99,8 @@ def _settle_context(cfg: Config, splits: Splits) -> None:
     """Set ``cfg.model.conditional`` and ``cfg.model.n_context`` from ``splits``: the number of
     classes of a labelled image set (a larger ``model.n_context`` given by the user is kept, for
     classes missing from the data) or of ``data.context_columns``. A conditional model without a
-    context, or a class count below the labels', is a ``UserError``.
+    context, or a class count below the labels', is a ``UserError``. An image set's real context
+    arrays (``[N, D]``) set ``model.context_dim`` to ``D``.
 
     Example:
         >>> from realnvp.config import load_config
@@ -111,10 +112,13 @@ def _settle_context(cfg: Config, splits: Splits) -> None:
     """
     m = cfg.model
     if splits.train_c is None:
-        if m.conditional:
+        if m.conditional or m.context_dim:
             raise UserError("model.conditional needs a context: class labels of an image set (digits, mnist, "
                             "cifar10, an .npz with y_train/y_test, class sub-folders) or data.context_columns "
                             "of a table")
+        return
+    if splits.n_levels and splits.train_c.ndim == 2:  # an image .npz's context arrays: D real values per image
+        m.conditional, m.n_context, m.context_dim = True, splits.train_c.shape[1], splits.train_c.shape[1]
         return
     if splits.n_levels:
         if m.n_context and m.n_context < splits.n_classes:

@@ -151,6 +151,8 @@ def _looking(sub: argparse._SubParsersAction) -> None:
                    "class K (default: a grid with one row per class, -n split between the classes)")
     p.add_argument("--context", metavar="V,...", help="conditional vector runs: the context values (one per "
                    "context column) every sample is drawn given")
+    p.add_argument("--context-file", metavar="FILE", help="image runs conditioned on a context vector: one sample "
+                   "per row of this .npy/.npz/.csv of context rows")
     p.add_argument("-o", "--output", required=True, help=".png picture, .npy array or (tables) .csv with the "
                    "column names")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0)

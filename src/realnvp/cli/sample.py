@@ -15,6 +15,7 @@ from realnvp.atomic import atomic_write_bytes
 from realnvp.cli.common import check_output
 from realnvp.config import Config
 from realnvp.data import load_splits
+from realnvp.data.labels import context_file_rows
 from realnvp.data.source import data_source
 from realnvp.errors import UserError
 from realnvp.flow import Flow
@@ -42,7 +43,8 @@ def _sample_images(flow: Flow, n_levels: int, args: argparse.Namespace, out: Pat
         args.n, rows = len(y), class_labels(list(range(flow.n_classes)))
         title += ", one row per class"
     else:
-        y = flow.sample(args.n, temperature=args.temperature, context=args.class_).clamp(0, 1).numpy()
+        context = args.class_ if args.class_ is not None else getattr(args, "context_rows", None)
+        y = flow.sample(args.n, temperature=args.temperature, context=context).clamp(0, 1).numpy()
         title += f", class {args.class_}" if args.class_ is not None else ""
     if out.suffix.lower() == ".npy":
         _save_npy(out, np.minimum(np.floor(y * n_levels), n_levels - 1).astype(np.uint8))
@@ -53,6 +55,10 @@ def _sample_images(flow: Flow, n_levels: int, args: argparse.Namespace, out: Pat
 def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None:
     """The context ``--class`` or ``--context`` names, checked against the run, or None (unconditional)."""
     given = "--class" if args.class_ is not None else "--context" if args.context is not None else None
+    if getattr(args, "context_file", None):  # image runs given a context vector: one sample per row
+        args.context_rows = context_file_rows(flow, args.context_file)
+        args.n = len(args.context_rows)
+        return args.context_rows
     if not flow.conditional:
         if given:
             raise UserError(f"{given}: this run is not conditional (train with --set model.conditional=true "
@@ -73,6 +79,7 @@ def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None
         raise UserError(f"--context expects comma-separated numbers, got {args.context!r}") from None
     if len(values) != flow.context_size or not np.isfinite(values).all():
         raise UserError(f"--context needs {flow.context_size} finite number(s), got {args.context!r}")
+    args.context_rows = values  # an image run's samples are all drawn given it
     return values
 
 

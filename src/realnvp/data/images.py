@@ -3,10 +3,10 @@
 ``digits`` (scikit-learn's 8x8, 17 levels, bundled), ``mnist`` and ``fashion-mnist`` (IDX files),
 ``cifar10`` (the python pickle batches), ``celeba`` (aligned JPEGs, cropped and resized as in the
 paper), ``folder`` (any folder of images), an ``.npz`` with ``x_train`` / ``x_test`` for any of
-them, or an ``.npy`` of images split like a folder; arrays may be ``[N, H, W]``, ``[N, C, H, W]`` or
-``[N, H, W, C]``. ``data.path`` names the dataset's root folder (default ``$REALNVP_DATA`` or ``./data``);
-``data.download`` fetches the first three with torchvision. Every problem with the files is a
-one-line ``UserError`` that names the file.
+them, or an ``.npy`` (or an ``.npz``'s ``x``) of images split like a folder; arrays may be ``[N, H, W]``,
+``[N, C, H, W]`` or ``[N, H, W, C]``. ``data.path`` names the dataset's root folder (default
+``$REALNVP_DATA`` or ``./data``); ``data.download`` fetches the first three with torchvision. Every
+problem with the files is a one-line ``UserError`` that names the file.
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ def load_images(cfg: DataConfig) -> ImageSet:
     if cfg.name not in IMAGE_DATASETS:
         raise UserError(f"unknown image dataset {cfg.name!r}; known: {', '.join(IMAGE_DATASETS)}")
     levels = n_levels_of(cfg.name)
-    if cfg.path.lower().endswith(".npz"):
+    if cfg.path.lower().endswith(".npz") and not _unsplit_npz(Path(cfg.path)):
         expected = SHAPES.get(cfg.name) or ((3, cfg.image_size, cfg.image_size) if cfg.image_size else None)
         return read_image_npz(Path(cfg.path), levels, expected)
-    if cfg.path.lower().endswith(".npy"):  # one array of images: split like a folder
+    if cfg.path.lower().endswith((".npy", ".npz")):  # one array of images (an .npz's x): split like a folder
         images = check_levels(to_nchw(read_pixel_file(Path(cfg.path)), cfg.path), levels, cfg.path)
         return ImageSet(*split_seeded(images, cfg), levels)
     if cfg.name == "digits":
@@ -105,6 +105,16 @@ def load_images(cfg: DataConfig) -> ImageSet:
     if cfg.name == "celeba":
         return ImageSet(*_read_celeba(root, cfg.image_size or 64, cfg.download), levels)
     return ImageSet(*split_seeded(read_image_folder(root, cfg.image_size), cfg), levels)
+
+
+def _unsplit_npz(path: Path) -> bool:
+    """Whether ``path`` is an .npz of images ``x`` (with their ``y`` or ``context``) but no ``x_train``:
+    split like a folder, with the same seeded permutation for the images and their contexts."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "x" in archive and "x_train" not in archive
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return False  # read_image_npz says what is wrong with the file
 
 
 def split_seeded(images: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -35,9 +36,11 @@ def _checked(labels: np.ndarray, origin: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _npz_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _npz_labels(path: Path, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if "x_train" not in archive and "x" in archive and "y" in archive:  # split with the images
+                return split_seeded(_checked(archive["y"], f"{path}:y"), cfg)
             missing = [k for k in ("y_train", "y_test") if k not in archive]
             if missing:
                 raise UserError(f"{path}: a conditional model needs class labels y_train and y_test in the .npz "
@@ -120,7 +123,7 @@ def image_labels(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(cfg.path)
     if cfg.path.lower().endswith(".npz"):
-        return _npz_labels(path)
+        return _npz_labels(path, cfg)
     if cfg.path.lower().endswith(".npy"):
         raise UserError(f"{cfg.path}: an .npy holds no class labels; a conditional model needs an .npz with "
                         f"x_train, y_train, x_test and y_test")
@@ -167,3 +170,115 @@ def n_classes_of(*labels: np.ndarray) -> int:
     """
     return int(max((int(y.max()) for y in labels if len(y)), default=-1)) + 1
 
+
+
+def checked_contexts(values: np.ndarray, origin: str, width: int | None = None) -> np.ndarray:
+    """Real context rows as float32 ``[N, D]`` (``D`` = ``width`` when given; a 1-D array is one row of
+    ``width`` values, else one value per row): numbers, at least one row, finite; else a ``UserError``.
+
+    Example:
+        >>> checked_contexts(np.zeros((4, 3)), "c.npy", 3).shape, checked_contexts(np.ones(3), "c.npy", 3).shape
+        ((4, 3), (1, 3))
+        >>> checked_contexts(np.zeros((4, 2)), "c.npy", 3)
+        Traceback (most recent call last):
+        ...
+        realnvp.errors.UserError: c.npy: the run takes contexts of 3 values per row, the file has 2
+    """
+    values = np.asarray(values)
+    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)) or values.ndim > 2:
+        raise UserError(f"{origin}: contexts must be numbers in rows, [N, D]; got {values.dtype} of shape "
+                        f"{values.shape}")
+    if values.ndim < 2:
+        values = values.reshape(1, -1) if width and width > 1 and values.size == width else values.reshape(-1, 1)
+    if width is not None and values.shape[1] != width:
+        raise UserError(f"{origin}: the run takes contexts of {width} values per row, the file has {values.shape[1]}")
+    if not len(values):
+        raise UserError(f"{origin}: no rows of context values")
+    bad = np.flatnonzero(~np.isfinite(values).all(1))
+    if len(bad):
+        raise UserError(f"{origin}: context values must be finite numbers; row {bad[0]} holds NaN or Inf")
+    return values.astype(np.float32)
+
+
+def image_contexts(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(train contexts, test contexts)`` of an image .npz holding ``context_train`` and ``context_test``
+    beside ``x_train`` / ``x_test`` (or ``context`` beside ``x``, split with the images), float32 ``[N, D]``
+    in the images' order; None for any other dataset or an .npz without them.
+
+    Example:
+        >>> np.savez(tmp / "c.npz", x_train=np.zeros((3, 4, 4)), x_test=np.zeros((1, 4, 4)),
+        ...          context_train=np.zeros((3, 2)), context_test=np.ones((1, 2)))
+        >>> [c.shape for c in image_contexts(DataConfig(name="folder", path=str(tmp / "c.npz")))]
+        [(3, 2), (1, 2)]
+    """
+    path = Path(cfg.path)
+    if not cfg.path.lower().endswith(".npz") or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.keys())
+            if not keys & {"context", "context_train", "context_test"}:
+                return None
+            if "x_train" not in keys and "context" in keys:
+                return split_seeded(checked_contexts(archive["context"], f"{path}:context"), cfg)
+            if not {"context_train", "context_test"} <= keys:
+                raise UserError(f"{path}: a context-conditional image set needs context_train and context_test "
+                                f"beside x_train and x_test (or context beside x)")
+            train, test = (checked_contexts(archive[k], f"{path}:{k}") for k in ("context_train", "context_test"))
+    except UserError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {first_line(exc)}") from None
+    if train.shape[1] != test.shape[1]:
+        raise UserError(f"{path}: context_train has {train.shape[1]} values per row, context_test {test.shape[1]}")
+    return train, test
+
+
+def read_context_file(path: Path, width: int) -> np.ndarray:
+    """The context rows in ``path`` (.npy, .npz with ``context`` or one array, or .csv), checked by
+    ``checked_contexts`` for ``width`` values per row: ``realnvp sample --context-file``.
+
+    Example:
+        >>> np.save(tmp / "ctx.npy", np.zeros((5, 10)))
+        >>> read_context_file(tmp / "ctx.npy", 10).shape
+        (5, 10)
+    """
+    if not path.is_file():
+        raise UserError(f"context file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.keys())
+                name = "context" if "context" in names else names[0] if len(names) == 1 else None
+                if name is None:
+                    raise UserError(f"{path}: expected an array named context (or a single array); found {names}")
+                values = archive[name]
+        elif suffix in (".csv", ".txt"):
+            values = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        else:
+            raise UserError(f"{path}: a context file is an .npy, .npz or .csv of rows of {width} values")
+    except UserError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {first_line(exc)}") from None
+    return checked_contexts(values, str(path), width)
+
+
+def context_file_rows(flow: Any, path: str | Path) -> np.ndarray:
+    """``realnvp sample --context-file``: the rows of ``path`` for ``flow``, an image flow conditioned on a
+    context vector (anything else is a ``UserError``), checked by ``read_context_file``.
+
+    Example:
+        >>> from realnvp.models import build_image_flow
+        >>> flow = build_image_flow((1, 4, 4), feature_maps=4, n_blocks=1, context_dim=3)
+        >>> np.save(tmp / "rows.npy", np.zeros((2, 3)))
+        >>> context_file_rows(flow, tmp / "rows.npy").shape
+        (2, 3)
+    """
+    if not (flow.context_size and len(flow.event_shape) == 3):
+        raise UserError("--context-file is for image runs conditioned on a context vector (trained on an .npz "
+                        "with context_train and context_test); this run takes --class or --context")
+    return read_context_file(Path(path), flow.context_size)

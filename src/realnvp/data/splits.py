@@ -11,7 +11,7 @@ import numpy as np
 from realnvp.config import DataConfig
 from realnvp.data.image_files import read_pixel_file, to_nchw
 from realnvp.data.images import IMAGE_DATASETS, check_levels, load_images, read_image_folder
-from realnvp.data.labels import image_labels, n_classes_of, split_columns
+from realnvp.data.labels import image_contexts, image_labels, n_classes_of, split_columns
 from realnvp.data.rotated import CONTEXT_TOYS, make_context_toy
 from realnvp.data.tables import TableSource, read_source
 from realnvp.data.toy import TOY_DENSITIES, make_toy
@@ -34,7 +34,7 @@ class Splits:
     test: np.ndarray
     n_levels: int = 0  # images: pixels are integers 0 .. n_levels - 1 (dequantized per batch); 0 for vectors
     # Conditional models: each row's context, aligned with the rows: class labels (int64 [N]) of images,
-    # or the table's data.context_columns ([N, k]); None without a context.
+    # an image .npz's context arrays (float32 [N, D]) or the table's data.context_columns ([N, k]); None without.
     train_c: np.ndarray | None = None
     val_c: np.ndarray | None = None
     test_c: np.ndarray | None = None
@@ -82,29 +82,32 @@ def load_splits(cfg: DataConfig, labels: bool = False, source: TableSource | Non
                     names=tuple(n for j, n in enumerate(names) if j not in cfg.context_columns))
     if train_c is not None:
         splits.train_c, splits.val_c, splits.test_c = train_c[order[n_val:]], train_c[order[:n_val]], test_c
-        splits.n_classes = n_classes_of(train_c, test_c) if n_levels else 0
+        splits.n_classes = n_classes_of(train_c, test_c) if n_levels and train_c.ndim == 1 else 0
     return splits
 
 
 def _contexts(cfg: DataConfig, train: np.ndarray, test: np.ndarray, n_levels: int,
               labels: bool) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
-    """``((train, train context), (test, test context))``: an image set's class labels (``labels``), a
-    table's ``data.context_columns`` split off, or no context."""
+    """``((train, train context), (test, test context))``: an image .npz's context arrays (always: an
+    image set with them is conditional on them), its class labels (``labels``), a table's
+    ``data.context_columns`` split off, or no context."""
     if n_levels and cfg.context_columns:
         raise UserError("data.context_columns is for tables of vectors; an image set's context is its class "
                         "labels (--set model.conditional=true)")
     if cfg.context_columns:
         where = cfg.path or cfg.name
         return split_columns(train, cfg.context_columns, where), split_columns(test, cfg.context_columns, where)
-    if not (labels and n_levels):
+    contexts = image_contexts(cfg) if n_levels else None
+    if not (labels and n_levels) and contexts is None:
         return (train, None), (test, None)
     if cfg.test_path:
-        raise UserError("a conditional image run takes its test labels from the dataset; data.test_path "
-                        "(images without labels) cannot be its test split")
-    train_c, test_c = image_labels(cfg)
+        raise UserError("a conditional image run takes its test contexts from the dataset; data.test_path "
+                        "(images without them) cannot be its test split")
+    train_c, test_c = contexts or image_labels(cfg)
+    what = "class labels" if contexts is None else "context rows"
     for name, x, y in (("training", train, train_c), ("test", test, test_c)):
         if len(x) != len(y):
-            raise UserError(f"{cfg.path or cfg.name}: {len(x)} {name} images but {len(y)} class labels")
+            raise UserError(f"{cfg.path or cfg.name}: {len(x)} {name} images but {len(y)} {what}")
     return (train, train_c), (test, test_c)
 
 

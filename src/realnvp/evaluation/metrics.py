@@ -207,6 +207,13 @@ def _image_metrics(flow: Flow, splits: Any, draws: int, train_limit: int = 1000)
     }
 
 
+def _conditional_on(cfg: Any, splits: Splits) -> str:
+    """What a conditional run's NLLs are given: class labels, an image set's context values or columns."""
+    if cfg.model.context_dim:
+        return f"context ({cfg.model.context_dim} values)"
+    return "class label" if splits.n_levels else f"columns {list(cfg.data.context_columns)}"
+
+
 def evaluate_run(run_dir: str | Path, trained: TrainedRun | None = None,
                  splits: Splits | None = None) -> dict[str, Any]:
     """The metrics of a run's best weights on its own train and test splits, with the counters of its
@@ -236,8 +243,8 @@ def evaluate_run(run_dir: str | Path, trained: TrainedRun | None = None,
         "dim": flow.event_size,
         **metrics,
         # Conditional runs: every NLL above is log p(x | context); say which context it was given.
-        **({"conditional_on": "class label" if splits.n_levels else f"columns {list(cfg.data.context_columns)}",
-            "n_context": cfg.model.n_context} if cfg.model.conditional else {}),
+        **({"conditional_on": _conditional_on(cfg, splits), "n_context": cfg.model.n_context}
+           if cfg.model.conditional else {}),
         "val_nll_nats": trained.best_val_nll if math.isfinite(trained.best_val_nll) else None,
         "n_params": flow.n_params(),
         "steps": trained.step,

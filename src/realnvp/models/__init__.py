@@ -18,7 +18,9 @@ __all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
                 scale: torch.Tensor | None = None, columns: tuple[ColumnType, ...] = ()) -> Flow:
     """The ``Flow`` a model config describes, for examples of ``event_shape``; a table's ``columns``
-    (data/columns.py) add a first ``ColumnTransform`` (log, logit) and mark the discrete columns.
+    (data/columns.py) add a first ``ColumnTransform`` (log, logit) and mark the discrete columns. An
+    image model with ``context_dim`` is conditional on that many real values through the built-in MLP
+    embedding (``ContextEmbedding``), so a run rebuilds from its config alone.
 
     Example:
         >>> from realnvp.config import ModelConfig
@@ -36,6 +38,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         raise UserError("model.conditional needs model.n_context: the number of classes (images) or context "
                         "columns (vectors; data.context_columns); training reads it from the data")
     n_context = cfg.n_context if cfg.conditional else 0
+    if cfg.context_dim and cfg.kind != "image":
+        raise UserError("model.context_dim is for image models; a table's context is data.context_columns")
     if cfg.kind == "vector":
         if len(event_shape) != 1:
             raise UserError(f"the vector model needs flat examples, got shape {event_shape}")
@@ -59,7 +63,9 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
                                     scale_couplings=cfg.scale_couplings, final_couplings=cfg.final_couplings,
                                     batch_norm=cfg.batch_norm,
                                     bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
-                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init, n_classes=n_context,
+                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init,
+                                    n_classes=0 if cfg.context_dim else n_context, context_dim=cfg.context_dim,
+                                    embedding="mlp" if cfg.context_dim else None,
                                     embed=cfg.context_embed, linear=cfg.linear, base=cfg.base,
                                     base_components=cfg.base_components,
                                     squeezed=cfg.squeezed_checkerboard)

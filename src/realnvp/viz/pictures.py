@@ -32,7 +32,7 @@ from realnvp.rundir import (
 )
 from realnvp.viz.animate import animate
 from realnvp.viz.conditional import class_temperature_grid, context_densities
-from realnvp.viz.images import animate_images, sample_grid, scales_picture
+from realnvp.viz.images import animate_images, grid, sample_grid, save_png, scales_picture
 from realnvp.viz.plots import corner, data_and_samples, log_density
 
 
@@ -131,6 +131,14 @@ def _scales(scene: Scene, path: Path) -> None:
     scales_picture(scene.flow, y, scene.n_scales, path)
 
 
+def _context_grid(scene: Scene, path: Path) -> None:
+    """An image run conditioned on a context vector: samples given the first 64 training rows' contexts."""
+    torch.manual_seed(0)
+    context = torch.from_numpy(scene.splits.train_c[:64])
+    samples = scene.flow.eval().sample(len(context), context=context).clamp(0, 1).cpu().numpy()
+    save_png(grid(samples, zoom=max(1, 64 // samples.shape[2])), path)
+
+
 def _classes(scene: Scene, path: Path) -> None:
     class_temperature_grid(scene.flow, path, title=f"{scene.label}: one row per class, samples by temperature")
 
@@ -159,6 +167,7 @@ REGISTRY: dict[str, tuple[Picture, ...]] = {  # the pictures of each kind of run
                Picture("samples_cold", SAMPLES_COLD, functools.partial(_sample_grid, 0.7)),
                Picture("scales", SCALES, _scales), Picture("animation", ANIMATION, _image_animation)),
     "classes": (Picture("classes", CLASSES, _classes), Picture("animation", ANIMATION, _image_animation, False)),
+    "image-contexts": (Picture("samples", SAMPLES, _context_grid),),
     "contexts-2d": (_SAMPLES, Picture("contexts", CONTEXTS, _contexts),
                     Picture("animation", ANIMATION, _animation_given_contexts, False)),
     "contexts": (_SAMPLES, Picture("corner", CORNER, _corner),
@@ -177,6 +186,8 @@ def kind_of(flow: Flow) -> str:
     """
     if flow.n_classes:
         return "classes"
+    if flow.conditional and len(flow.event_shape) == 3:
+        return "image-contexts"
     if flow.conditional:
         return "contexts-2d" if flow.event_size == 2 and flow.context_size == 1 else "contexts"
     if len(flow.event_shape) == 3:

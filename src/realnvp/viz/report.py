@@ -149,6 +149,8 @@ def _conditional_pictures(shown: dict[str, bytes]) -> tuple[str, str]:
         return (figure(shown["classes"], "samples of each class (one row per class) at four temperatures"),
                 figure(shown["animation"], "base samples turned into images layer by layer, one class after "
                        "another", "image/gif"))
+    if "contexts" not in shown and "corner" not in shown:  # images given a context vector
+        return figure(shown["samples"], "samples given the first training rows' contexts, one per row"), ""
     headline = (figure(shown["contexts"], "model log-density log p(x | c) at four contexts") if "contexts" in shown
                 else figure(shown["corner"], "every pair of coordinates: data and samples"))
     return headline, row(figure(shown["samples"], "training rows beside samples drawn with the same rows' "
