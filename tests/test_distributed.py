@@ -10,8 +10,11 @@ cost of these tiny runs."""
 import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 import torch
 from torch import nn
 
+from realnvp.checkpoint import Checkpoint
 from realnvp.cli import main
 from realnvp.training.distributed import GlobalBatchNorm2d, sync_batch_norms
 
@@ -165,3 +169,62 @@ def test_image_run_resumes_onto_another_world_size(runs, start, resumed):
     run = root / f"image_{start}"
     assert f"resumed {run} at step 10 from checkpoint.pt" in logs[resumed]
     _same_trajectory(_metrics(run), _metrics(root / "image_single"), 1e-4, IMAGE_VAL_TOL)
+
+
+# A run long enough to be killed mid-training: no time budget, no early stopping, a checkpoint every 5 steps.
+ENDLESS = ["--steps", "100000", "--no-pictures", "--quiet", "--set", "model.hidden=8", "--set", "data.n_train=500",
+           "--set", "train.time_budget=0", "--set", "train.patience=0", "--set", "train.eval_every=5"]
+
+
+def _rank_pid(parent, rank, deadline):
+    """The pid of the torchrun worker of ``parent`` whose environment says ``RANK=rank`` (read from /proc:
+    no hook in realnvp for the test)."""
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                env = (stat.parent / "environ").read_bytes().split(b"\0") if ppid == parent else []
+            except (OSError, ValueError, IndexError):  # gone meanwhile
+                continue
+            if f"RANK={rank}".encode() in env:
+                return int(stat.parent.name)
+        time.sleep(0.2)
+    raise AssertionError(f"no worker with RANK={rank} under torchrun {parent}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process in /proc")
+def test_a_killed_rank_ends_the_other_with_one_line_and_the_run_resumes(tmp_path):
+    """SIGKILL to rank 1 mid-training: rank 0 ends at once with one line naming rank 1 and the intact
+    checkpoint (before: gloo's "Connection reset by peer" traceback), and --resume continues from it."""
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "--redirects=2",
+               f"--log-dir={logs}", "-m", "realnvp", "train", "moons", "--out", str(run), *ENDLESS]
+    env = {k: v for k, v in dict(os.environ, OMP_NUM_THREADS="1").items() if k not in ("WORLD_SIZE", "RANK")}
+    launch = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        victim = _rank_pid(launch.pid, 1, deadline)
+        while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text().strip():
+            assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()[1][-2000:]
+            time.sleep(0.2)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        _, torchrun_err = launch.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+    assert launch.returncode != 0 and took < 60, (launch.returncode, took, torchrun_err[-2000:])
+    err = next(logs.glob("*/attempt_0/0/stderr.log")).read_text()
+    errors = [line for line in err.splitlines() if line.startswith("realnvp: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    # Rank 0 mostly hears of it from gloo (the connection closes), else from torchrun's SIGTERM first.
+    assert re.fullmatch(r"realnvp: error: (rank 1 of 2 stopped \(connection to it lost during training at step \d+\)"
+                        r"|rank 0 of 2 was stopped by SIGTERM during training at step \d+ \(torchrun .* rank 1 of 2\))"
+                        r"; the checkpoints up to step \d+ are intact: rerun with --resume to continue", errors[0]), err
+    saved = int(re.search(r"up to step (\d+)", errors[0])[1])
+    assert Checkpoint.read(run / "checkpoint.pt").step == saved  # what the line promises is on disk
+    resumed = _single("moons", run, _loud([*ENDLESS[:1], str(saved + 5), *ENDLESS[2:]]), "--resume")
+    assert f"resumed {run} at step {saved} from checkpoint.pt" in resumed
+    assert _metrics(run)[-1]["step"] == saved + 5

@@ -7,9 +7,17 @@ the averaged gradient equals the single-process gradient of the global batch, an
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -17,6 +25,12 @@ from torch import nn
 
 from realnvp.bijectors.normalization import global_moments
 from realnvp.errors import UserError
+
+T = TypeVar("T")
+# How long a collective waits for a silent peer (a hung process, a node that lost power) before it
+# fails; a killed peer fails it at once (its sockets are closed). Rank 0 alone writes checkpoints while
+# the others wait, which takes seconds; gloo's own default is 30 minutes.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ def setup(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         try:
-            dist.init_process_group(backend=backend)
+            dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
         except (RuntimeError, ValueError) as exc:
             raise UserError(f"cannot join the distributed group ({backend}): {str(exc).splitlines()[0]}") from None
     info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
@@ -235,3 +249,151 @@ def teardown(info: DistInfo) -> None:
     """
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait until every rank gets here (a plain run has no one to wait for).
+
+    Example:
+        >>> barrier(DistInfo())  # a world of one: returns at once
+    """
+    if info.enabled:
+        dist.barrier()
+
+
+class RankLost(UserError):
+    """A rank of the group died, hung or was stopped: the surviving ranks end with one line that says
+    which, where, and what ``--resume`` continues from (``ranks_watched``).
+
+    Example:
+        >>> isinstance(RankLost("rank 1 of 2 stopped"), UserError)  # the CLI says it in one line, exit 2
+        True
+    """
+
+
+class _Stopped(BaseException):
+    """SIGTERM, which torchrun sends every rank once one fails (no ``except Exception`` swallows it)."""
+
+
+# How far the watched training got: a callable giving (step, last checkpointed step, 0 for none).
+_progress: ContextVar[Callable[[], tuple[int, int]] | None] = ContextVar("realnvp_progress", default=None)
+
+
+def report_progress(progress: Callable[[], tuple[int, int]]) -> None:
+    """Tell ``ranks_watched`` how to read how far training got once it runs: ``progress()`` is the step
+    and the last checkpointed one (0 for none). Before this, a failure is "before training started".
+
+    Example:
+        >>> report_progress(lambda: (25, 20))  # at step 25, the last checkpoint at step 20
+    """
+    _progress.set(progress)
+
+
+def is_collective_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed (a peer gone or silent) rather than a bug: a
+    ``DistError``, or gloo's or NCCL's own words (gloo raises a plain ``RuntimeError`` through autograd).
+
+    Example:
+        >>> is_collective_failure(RuntimeError("[../gloo/transport/tcp/pair.cc:545] Read error: Connection reset"))
+        True
+        >>> is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+        False
+    """
+    text = str(exc).lower()
+    return isinstance(exc, getattr(dist, "DistError", ())) or "gloo" in text or "nccl" in text
+
+
+def rank_lost_message(rank: int, world: int, how: str, step: int | None, saved: int) -> str:
+    """The line a surviving rank ends with. ``how``: "lost" (a peer's connection closed: it died),
+    "timeout" (a peer silent for ``COLLECTIVE_TIMEOUT``) or "sigterm" (torchrun stopped this rank);
+    ``step`` None: before training started; ``saved``: the last checkpointed step (0: none). Of two
+    ranks the failed one is the other; of more it cannot be told here: "another rank".
+
+    Example:
+        >>> print(rank_lost_message(0, 2, "lost", 1083, 1080))
+        rank 1 of 2 stopped (connection to it lost during training at step 1083); the checkpoints up to
+        step 1080 are intact: rerun with --resume to continue
+        >>> print(rank_lost_message(2, 4, "sigterm", None, 0))
+        rank 2 of 4 was stopped by SIGTERM before training started (torchrun stops every rank once one
+        fails: see the output of the others); the run directory is as it was: rerun the same command
+    """
+    who = f"rank {1 - rank} of 2" if world == 2 else f"another rank of {world}"
+    where = "before training started" if step is None else f"during training at step {step}"
+    what = {"lost": f"{who} stopped (connection to it lost {where})",
+            "timeout": f"{who} stopped responding (silent for {COLLECTIVE_TIMEOUT.total_seconds():g} s {where})",
+            "sigterm": f"rank {rank} of {world} was stopped by SIGTERM {where} (torchrun stops every rank once one "
+                       f"fails: see the output of {who if world == 2 else 'the others'})"}[how]
+    if step is None:
+        return f"{what}; the run directory is as it was: rerun the same command"
+    if not saved:
+        return f"{what}; no checkpoint was written yet: rerun the same command to start again"
+    if rank == 0:
+        return f"{what}; the checkpoints up to step {saved} are intact: rerun with --resume to continue"
+    return f"{what}; rank 0's checkpoints, up to step {saved} at most, are intact: rerun with --resume to continue"
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises ``_Stopped`` (once: a second one is ignored while the first unwinds) instead of
+    ending the process silently; the previous handler is restored afterwards. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _rank_lost(how: str) -> RankLost:
+    """The ``RankLost`` for this rank, after leaving the process group (a broken group left standing can
+    delay the exit) and, under torchrun, ignoring its SIGTERM, which follows within its monitor interval
+    and would otherwise end the process before it says its one line (the process is ending anyway)."""
+    progress = _progress.get()
+    step, saved = progress() if progress else (None, 0)
+    if os.environ.get("TORCHELASTIC_RUN_ID") and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL \
+            and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except (RuntimeError, ValueError):  # a group broken beyond tearing down: the exit frees it
+        pass
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return RankLost(rank_lost_message(rank, world, how, step, saved))
+
+
+def ranks_watched(train_fn: Callable[..., T]) -> Callable[..., T]:
+    """``train_fn`` with a failed collective (a rank killed, hung, or gone with its node) and torchrun's
+    SIGTERM turned into ``RankLost``: one line, the process group left, so each surviving rank ends at
+    once. ``train_fn`` calls ``report_progress`` once it trains. A plain run is unchanged.
+
+    Example:
+        >>> watched = ranks_watched(lambda: 1)
+        >>> watched()  # not under torchrun: the function itself
+        1
+    """
+    @functools.wraps(train_fn)
+    def watched(*args: Any, **kwargs: Any) -> T:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return train_fn(*args, **kwargs)
+        token = _progress.set(None)
+        try:
+            with _sigterm_raises():
+                return train_fn(*args, **kwargs)
+        except _Stopped:
+            raise _rank_lost("sigterm") from None
+        except RuntimeError as exc:
+            if not is_collective_failure(exc):
+                raise
+            raise _rank_lost("timeout" if "timed out" in str(exc).lower() else "lost") from None
+        finally:
+            _progress.reset(token)
+
+    return watched

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from realnvp.flow import Flow
 from realnvp.models import build_model
 from realnvp.resolve import complete
 from realnvp.rundir import BEST, RunDir, TrainedRun, training_scope
+from realnvp.training import distributed
 from realnvp.training.crossval import settle_steps
 from realnvp.training.distributed import DistInfo, data_parallel, join, local_slice, mean_over_ranks, rank0_clock
 from realnvp.training.guard import NonFiniteGuard
@@ -61,6 +63,7 @@ class TrainResult(TrainedRun):
 GAUSSIAN_NAMES = {"ml": "the maximum-likelihood Gaussian", "shrinkage": "the Ledoit-Wolf shrinkage Gaussian"}
 
 @training_scope  # releases the run directory's lock, and cleans up a start that failed, however train ends
+@distributed.ranks_watched  # torchrun: a rank that dies or hangs ends the others in one line, no traceback
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
           log: Any = print, notes: tuple[str, ...] = (), splits: Splits | None = None) -> TrainResult:
     """Train the flow ``cfg`` describes, writing checkpoints and ``metrics.jsonl`` into ``run_dir``:
@@ -96,6 +99,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if info.is_main:  # config.json records the chosen number of steps
             run.write_config(cfg)
     job = _start(cfg, run, data, device, info, latest, log)
+    distributed.report_progress(lambda: (job.step, job.guard.good_step))  # named if another rank dies
     t = cfg.train
     display = Progress(t.steps, job.step, progress and info.is_main)
     log_every = t.log_every or max(1, t.steps // 50)
@@ -103,7 +107,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                                                  if t.cv_folds else "")
     start = time.perf_counter() - job.elapsed
     out_of_time = job.out_of_time()
-    try:
+    # display closed first, before any message, so that none is printed on the bar's line
+    with closing(job.metrics_log), closing(display):
         while job.step < t.steps:
             if out_of_time:
                 stop_reason = f"time budget of {t.time_budget:g} s used"
@@ -128,9 +133,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                     stop_reason = _early_stopping(job)
                     break
             display.advance()
-    finally:
-        display.close()  # before any message, so that none is printed on the bar's line
-        job.metrics_log.close()
     log(f"stopped at step {job.step}: {stop_reason}")
     return _finish(job, stop_reason)
 
@@ -247,8 +249,7 @@ def _open_run(cfg: Config, run: RunDir, resume: bool, event_shape: tuple[int, ..
     latest = load_latest(run_dir, log) if resume else None  # read and checked before anything is written
     if latest:
         check_compatible(latest[0], cfg, event_shape, latest[1])
-    if info.enabled:
-        torch.distributed.barrier()  # every rank has checked the run directory before rank 0 writes into it
+    distributed.barrier(info)  # every rank has checked the run directory before rank 0 writes into it
     try:
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -365,8 +366,7 @@ def _finish(job: _Job, stop_reason: str) -> TrainResult:
     """Load the best weights (``best.pt``, rank 0's, once every rank is done) into the flow and hand it
     back with the counters; training ended at an evaluation, so ``job`` holds the latest checkpoint's."""
     job.metrics_log.close()
-    if job.info.enabled:
-        torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone reads it
+    distributed.barrier(job.info)  # rank 0's last checkpoint is on disk before anyone reads it
     best = Checkpoint.read(job.run / BEST)
     job.flow.load_state_dict(best.model)
     return TrainResult(job.flow.eval(), job.cfg, job.step, best.step, job.best_val, job.elapsed, stop_reason,
