@@ -238,7 +238,7 @@ class RunDir:
             outermost = _SCOPES[key] == 0
             if outermost:
                 del _SCOPES[key]
-            lock = RunLock.held_on(self.path) if outermost and self.path.is_dir() else None
+            lock = RunLock.held_on(self.path) if outermost and os.path.isdir(self.path) else None  # never raises
             if lock is not None:
                 # best.pt alone (the untrained start, written before the first checkpoint) is no progress.
                 resumable = any((self.path / name).exists() for name in (CHECKPOINT, PREVIOUS))
@@ -259,7 +259,11 @@ class RunDir:
 
     def require(self) -> RunDir:
         """This run directory, or a ``UserError`` when it does not exist."""
-        if not self.path.is_dir():
+        try:
+            found = self.path.is_dir()
+        except OSError as exc:  # a name too long for the file system (ENAMETOOLONG) is no directory either
+            raise UserError(f"run directory not found: {self.path} ({exc.strerror})") from None
+        if not found:
             raise UserError(f"run directory not found: {self.path}")
         return self
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
         ['moons']
     """
     root = Path(root)
-    if not root.is_dir():
+    if not os.path.isdir(root):  # never raises (a name too long for the file system is not found)
         raise UserError(f"runs folder not found: {root}")
     return [run_summary(p.parent, root) for p in sorted(root.rglob(CONFIG))]
 
