@@ -188,6 +188,9 @@ def test_cli_trains_evaluates_scores_and_samples_given_a_context(context_run, tm
     assert main(["sample", str(context_run), "--context-file", str(tmp_path / "ctx.npy"), "-o",
                  str(tmp_path / "s.png"), "--quiet"]) == 0
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["animate", str(context_run), "-n", "6", "-o", str(tmp_path / "a.gif"), "--quiet"]) == 0
+    assert main(["report", str(context_run), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
+    assert "contexts, one per row" in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.parametrize("rows, words", [

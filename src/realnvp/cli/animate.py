@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.output)
     check_output(out, (".gif", ".mp4"))
     flow, cfg, _ = RunDir(args.run).load_flow()
-    if len(flow.event_shape) == 3:
-        animate_images(flow, out, n=min(args.n, 64), seed=args.seed)
+    if len(flow.event_shape) == 3:  # a run given a context vector: the first training rows' contexts
+        rows = load_splits(cfg.data).train_c[: min(args.n, 64)] if flow.context_size else None
+        animate_images(flow, out, n=min(args.n, 64) if rows is None else len(rows), seed=args.seed, context=rows)
     else:  # a conditional run's samples take the contexts of training rows
         contexts = load_splits(cfg.data).train_c if flow.conditional else None
         n = args.n if contexts is None else min(args.n, len(contexts))

@@ -72,7 +72,8 @@ def _context_of(flow: Flow, args: argparse.Namespace) -> np.ndarray | int | None
         return args.class_
     if args.context is None:
         raise UserError(f"this run models its data given {flow.context_size} context value(s): pass --context "
-                        f"V{',V' * (flow.context_size - 1)}")
+                        f"V{',V' * (flow.context_size - 1)}"
+                        + (" or --context-file FILE (one image per row)" if len(flow.event_shape) == 3 else ""))
     try:
         values = np.array([float(v) for v in args.context.split(",") if v.strip()], np.float32)
     except ValueError:

@@ -196,10 +196,11 @@ def scales_picture(flow: Flow, images: Tensor, n_scales: int, path: str | Path, 
 
 
 @torch.no_grad()
-def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_per_frame: int = 250) -> None:
+def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_per_frame: int = 250,
+                   context: Tensor | np.ndarray | None = None) -> None:
     """A GIF of ``n`` base samples bent into images one elementary layer at a time (latent -> data),
     each frame labelled with the layer just inverted; a class-conditional flow's samples take the
-    classes in turn (``i % n_classes``).
+    classes in turn (``i % n_classes``), a flow conditioned on a context vector the rows of ``context``.
 
     Example:
         >>> from realnvp.models import build_image_flow
@@ -211,7 +212,7 @@ def animate_images(flow: Flow, path: str | Path, n: int = 16, seed: int = 0, ms_
     torch.manual_seed(seed)
     flow.eval()
     z = flow.sample_latent(n)
-    labels = torch.arange(n) % flow.n_classes if flow.n_classes else None
+    labels = torch.arange(n) % flow.n_classes if flow.n_classes else context
     # Each state, and whether it is still in the logit's space (the first layer's inverse ends that).
     steps = [("base N(0, I)", z, True)] + [(type(s.layer).__name__, s.output, s.layer is not flow.chain.layers[0])
                                           for s in flow.trace(z, inverse=True, context=labels)]
