@@ -127,7 +127,11 @@ def test_each_preset_model_trains_a_few_steps_on_cpu(tmp_path, preset, shape):
     assert result.step == 2 and np.isfinite(result.best_val_nll)
     metrics = evaluate_run(tmp_path / "run")
     assert metrics["n_params"] == sum(p.numel() for p in result.flow.parameters())
-    assert 0 < metrics["bits_per_dim"] < 20 and metrics["inverse_max_abs_error"] < 1e-3
+    # The pixels are uniform noise, so no model, trained or not, does better than log2(levels) bits/dim in
+    # expectation: 2 steps give 4.28 (digits, log2 17 = 4.09) and 8.04-8.77 (256 levels), at initialisation
+    # 4.26 and 8.21-9.03. A bits/dim that misses a Jacobian or the -D ln L of dequantization would be far
+    # below it. Learning is checked on real digits (test_cli_image_run_end_to_end).
+    assert metrics["bits_per_dim"] > np.log2(levels) - 0.1 and metrics["inverse_max_abs_error"] < 1e-3
     if preset == "cifar10":
         assert metrics["n_params"] == cifar_param_count() == 13_166_809
 
@@ -167,7 +171,8 @@ def test_cli_image_run_end_to_end(digits_run, tmp_path, capsys):
     assert main(["evaluate", str(digits_run), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n_levels"] == 17 and metrics["n_test"] == 360 and metrics["steps"] == 40
-    assert metrics["bits_per_dim_iw"] <= metrics["bits_per_dim"] < np.log2(17)  # better than uniform already
+    # Better than uniform noise on 17 levels: 2.47-2.49 bits/dim (train.seed 0-1), 5.38 at initialisation.
+    assert metrics["bits_per_dim_iw"] <= metrics["bits_per_dim"] < np.log2(17)
     assert main(["sample", str(digits_run), "-n", "9", "--temperature", "0.7", "-o", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["sample", str(digits_run), "-n", "5", "-o", str(tmp_path / "s.npy")]) == 0
