@@ -129,7 +129,7 @@ def test_each_preset_model_trains_a_few_steps_on_cpu(tmp_path, preset, shape):
     assert metrics["n_params"] == sum(p.numel() for p in result.flow.parameters())
     # The pixels are uniform noise, so no model, trained or not, does better than log2(levels) bits/dim in
     # expectation: 2 steps give 4.28 (digits, log2 17 = 4.09) and 8.04-8.77 (256 levels), at initialisation
-    # 4.26 and 8.21-9.03. A bits/dim that misses a Jacobian or the -D ln L of dequantization would be far
+    # 4.26 and 8.21-9.03. A bits/dim that dropped dequantization's -D ln L (log2 L per dim) would be far
     # below it. Learning is checked on real digits (test_cli_image_run_end_to_end).
     assert metrics["bits_per_dim"] > np.log2(levels) - 0.1 and metrics["inverse_max_abs_error"] < 1e-3
     if preset == "cifar10":
