@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -142,10 +143,40 @@ def _on_run(edit):
     return lambda run, tmp, mp: edit(run)
 
 
+def _fake_npy(shape: tuple[int, ...], descr: str) -> bytes:
+    """An .npy whose header claims ``shape`` of ``descr`` followed by only 100 bytes of data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(100)
+
+
+def _claims_npz(path: Path, **members: tuple[tuple[int, ...], str]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, (shape, descr) in members.items():
+            archive.writestr(f"{name}.npy", _fake_npy(shape, descr))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` grey pixels: its header is valid, its data a few bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(10))) + chunk(b"IEND", b""))
+
+
+def _sparse(path: Path, head: bytes, size: int) -> None:
+    """``head`` then a hole up to ``size`` bytes (NUL bytes when read; no disk is used for them)."""
+    with path.open("wb") as f:
+        f.write(head)
+        f.truncate(size)
+
+
 SETUPS = {  # name: f(run, scratch folder, monkeypatch)
     **{name: _on_run(edit) for name, edit in ON_RUN.items()},
     "disk_full": lambda run, tmp, mp: _disk_full(mp),
     "unreadable_toml": lambda run, tmp, mp: _unreadable(mp, "ok.toml"),
+    "sparse_csv": lambda run, tmp, mp: _sparse(tmp / "sparse.csv", b"", 2**31),
+    "long_line_csv": lambda run, tmp, mp: (tmp / "long_line.csv").write_bytes(b"1," * 5_000_001),
 }
 
 # --quiet: `train --data` first says which defaults it sized to the table (a note, not an error).
@@ -353,7 +384,44 @@ CASES = [
     ("data-constant-column", "a constant column", "train --data {tmp}/constant.csv --out {tmp}/new --quiet",
      "{tmp}/constant.csv: column 'c' is constant (no density exists along it); remove it, or --set "
      "data.constant=drop to model the other columns", None),
+    # Reliability round 3 (issue 25): bounded input; each was a traceback (MemoryError after 17 s for the CSV).
+    ("image-pixels", "a PNG claiming 60000x60000 pixels", "train images --quiet --out {tmp}/new --data {tmp}/bomb",
+     "{tmp}/bomb/big.png: an image of 60000x60000 = 3,600,000,000 pixels is more than the 100,000,000 realnvp "
+     "decodes; shrink it, or set REALNVP_MAX_IMAGE_PIXELS to allow more", None),
+    ("image-npz-claim", "image .npz whose header claims a huge shape",
+     "train images --quiet --out {tmp}/new --data {tmp}/claims_images.npz",
+     "{tmp}/claims_images.npz:x_train: corrupt or truncated: its header claims shape (100000, 3, 60000, 60000) of "
+     "uint8 (1,080,000,000,000,000 bytes), the file holds 100 bytes of data", None),
+    ("data-npz-claim", "table .npz whose header claims a huge shape", T + " --data {tmp}/claims.npz",
+     "{tmp}/claims.npz: 1000000000000 x 2 = 2,000,000,000,000 cells is more than the 200,000,000 realnvp reads; "
+     "subsample the rows, or set REALNVP_MAX_CELLS to allow more", None),
+    ("data-npz-truncated", "table .npz member shorter than its header claims", T + " --data {tmp}/short.npz",
+     "{tmp}/short.npz:x: corrupt or truncated: its header claims shape (1000, 2) of float64 (16,000 bytes), the "
+     "file holds 100 bytes of data", None),
+    ("data-npy-claim", ".npy whose header claims a huge 3-D shape", T + " --data {tmp}/claims.npy",
+     "{tmp}/claims.npy: expected a 2-D table [examples, features], got shape (1000000, 1000000, 1000)", None),
+    ("data-file-size", "a 2 GB sparse CSV of NUL bytes", T + " --data {tmp}/sparse.csv",
+     "{tmp}/sparse.csv: 2,048 MB is more than the 1,024 MB realnvp reads from a table file; subsample the rows, "
+     "or set REALNVP_MAX_FILE_MB to allow more", "sparse_csv"),
+    ("data-nul", "a CSV of NUL bytes", T + " --data {tmp}/nul.csv",
+     "{tmp}/nul.csv: line 1 holds a NUL byte: not CSV text (a binary or sparse file?)", None),
+    ("data-long-line", "a CSV line of 10 million characters", T + " --data {tmp}/long_line.csv",
+     "{tmp}/long_line.csv: the first line is longer than 10,000,000 characters; a CSV has one row per line",
+     "long_line_csv"),
+    ("output-name-long", "an output name of 300 characters", "sample {run} -o {tmp}/{long}.png",
+     "cannot write {tmp}/aaaaaaaaaaaaaaaaaaaa...aaaa.png: its name is 304 bytes long; this file system takes at "
+     "most 255 (228 for an output, which needs room for a temporary copy)", None),
+    ("animate-name-long", "an animation name of 300 characters", "animate {run} -o {tmp}/{long}.gif",
+     "cannot write {tmp}/aaaaaaaaaaaaaaaaaaaa...aaaa.gif: its name is 304 bytes long; this file system takes at "
+     "most 255 (228 for an output, which needs room for a temporary copy)", None),
+    ("output-folder-long", "an output folder name of 300 characters", "score {run} {tmp}/ok.npy -o {tmp}/{long}/s.csv",
+     "cannot write {tmp}/aaaaaaaaaaaaaaaaaaaa...aaaaaaaa/s.csv: a folder name is 300 bytes long; this file system "
+     "takes at most 255", None),
+    ("out-name-long", "a run directory name of 300 characters", "train moons --quiet --out {tmp}/{long}",
+     "cannot write to run directory {tmp}/aaaaaaaaaaaaaaaaaaaa...aaaaaaaa: its name is 300 bytes long; this file "
+     "system takes at most 255", None),
 ]
+LONG = "a" * 300  # {long} in a command: one name longer than any file system takes (NAME_MAX 255)
 
 
 @pytest.fixture(scope="module")
@@ -392,14 +460,23 @@ def _scratch(tmp: Path) -> None:
     np.save(tmp / "no_columns.npy", np.zeros((20, 0)))
     np.save(tmp / "more.npy", np.random.RandomState(2).randn(1000, 2).astype(np.float32))
     np.save(tmp / "huge.npy", np.array([[1.0, 1e300], [2.0, -1e300]] + [[0.0, 0.0]] * 20))
+    (tmp / "bomb").mkdir()
+    (tmp / "bomb" / "big.png").write_bytes(_png_header(60000, 60000))
+    _claims_npz(tmp / "claims_images.npz", x_train=((100000, 3, 60000, 60000), "|u1"), x_test=((10, 3, 8, 8), "|u1"))
+    _claims_npz(tmp / "claims.npz", x=((10**12, 2), "<f8"))
+    _claims_npz(tmp / "short.npz", x=((1000, 2), "<f8"))
+    (tmp / "claims.npy").write_bytes(_fake_npy((10**6, 10**6, 1000), "<f8"))
+    _sparse(tmp / "nul.csv", b"", 2**20)
 
 
-def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (_bytes(p), p.stat().st_mtime_ns)
+def _state(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {str(p.relative_to(folder)): (_bytes(p), p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _bytes(path: Path) -> bytes:
+    if path.stat().st_size > 2**26:  # the 2 GB sparse CSV: its size and modification time are compared
+        return b""
     with path.open("rb") as f:  # not Path.read_bytes, which a case may make fail
         return f.read()
 
@@ -416,7 +493,7 @@ def _prepare(trained: Path, tmp_path: Path, setup: str | None, monkeypatch=None)
 
 
 def _expect(line: str, template: str, run: Path, tmp: Path) -> None:
-    expected = "realnvp: error: " + template.format(run=run, tmp=tmp)
+    expected = "realnvp: error: " + template.format(run=run, tmp=tmp, long=LONG)
     if expected.endswith("…"):
         assert line.startswith(expected[:-1]), line
     else:
@@ -430,7 +507,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, trained, tmp_path, caps
         pytest.skip("this machine has a GPU")
     run, tmp = _prepare(trained, tmp_path, setup, monkeypatch)
     before, scratch_before = _state(run), _state(tmp)
-    code = main(command.format(run=run, tmp=tmp).split())
+    code = main(command.format(run=run, tmp=tmp, long=LONG).split())
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1, err

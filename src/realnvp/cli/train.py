@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from realnvp.cli.common import check_name_lengths
 from realnvp.cli.evaluate import verdict
 from realnvp.data.columns import column_types
 from realnvp.errors import UserError
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> None:
         ['best.pt', 'checkpoint.pt', 'config.json', 'evaluation.json', 'metrics.jsonl']
     """
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    check_name_lengths(Path(args.out), "cannot write to run directory", room=0)  # first: else a traceback
     resolved = configure(args)  # its notes are said once the data and --out have passed train's checks
     run_dir = RunDir(args.out)
     with run_dir.training():  # the lock train takes is held through evaluation.json and the pictures

@@ -6,6 +6,7 @@ and every problem is a one-line ``UserError`` that names the file."""
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 import warnings
@@ -17,8 +18,12 @@ import numpy as np
 from PIL import Image as PIL
 from PIL import UnidentifiedImageError
 
+from realnvp.data.vectors import Claim, array_claims, limit
 from realnvp.errors import UserError
 
+# One image's width x height, read from its header before it is decoded (docs/bad-input.md); Pillow's own
+# check (a DecompressionBombError traceback past 179 million pixels) is replaced by this one.
+MAX_IMAGE_PIXELS = 100_000_000  # REALNVP_MAX_IMAGE_PIXELS raises it
 CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: the channel counts an array's layout is read from
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N")
 
@@ -96,6 +101,7 @@ def read_pixel_file(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
+        claims = check_pixel_claims(path)
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
         with np.load(path, allow_pickle=False) as archive:
@@ -103,9 +109,43 @@ def read_pixel_file(path: Path) -> np.ndarray:
             name = next((k for k in ("x_test", "x") if k in names), names[0] if len(names) == 1 else None)
             if name is None:
                 raise UserError(f"{path}: expected an array x_test (or x, or a single array); found {names or 'none'}")
+            if name not in claims:  # np.load hands other members over as bytes
+                raise UserError(f"{path}: member {name!r} is not an array (an .npz holds .npy files)")
             return archive[name]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
         raise UserError(f"cannot read {path}: {first_line(exc)}") from None
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (0 where the system does not say).
+
+    Example:
+        >>> physical_memory() > 2**20
+        True
+    """
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_pixel_claims(path: Path) -> dict[str, Claim]:
+    """Refuse an .npy or .npz of images whose headers claim more bytes than the file holds
+    (``array_claims``) or than this machine's memory, before numpy allocates them; returns the claims.
+
+    Example:
+        >>> np.savez(tmp / "i.npz", x_train=np.zeros((2, 8, 8), np.uint8), x_test=np.zeros((1, 8, 8), np.uint8))
+        >>> check_pixel_claims(tmp / "i.npz")["x_train"].shape
+        (2, 8, 8)
+    """
+    claims = array_claims(path)
+    for claim in claims.values():
+        claim.check_held()
+    total = sum(claim.nbytes for claim in claims.values())
+    memory = physical_memory()
+    if memory and total > memory:
+        raise UserError(f"{path}: its arrays hold {total:,} bytes, more than this machine's memory ({memory:,} bytes)")
+    return claims
 
 
 # --- folders of images ------------------------------------------------------------------------------
@@ -122,8 +162,14 @@ def open_image(path: Path, size: int = 0, crop: tuple[int, int, int, int] | None
         >>> image.size, image.mode, image.info["bits"]
         ((2, 2), 'RGB', 8)
     """
+    most, pillows = limit("REALNVP_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS), PIL.MAX_IMAGE_PIXELS
     try:
-        with PIL.open(path) as img:
+        PIL.MAX_IMAGE_PIXELS = None  # Pillow's own check would be a traceback; ours reads the header below
+        with PIL.open(path) as img:  # reads the header only
+            if img.width * img.height > most:
+                raise UserError(f"{path}: an image of {img.width}x{img.height} = {img.width * img.height:,} pixels is "
+                                f"more than the {most:,} realnvp decodes; shrink it, or set REALNVP_MAX_IMAGE_PIXELS "
+                                f"to allow more")
             raw = "".join(str(getattr(tile, "args", tile[-1] if isinstance(tile, tuple) else "")) for tile in img.tile)
             bits = 16 if ";16" in raw or img.mode.startswith("I;16") else 8
             img.load()
@@ -134,8 +180,10 @@ def open_image(path: Path, size: int = 0, crop: tuple[int, int, int, int] | None
             img = img.copy()
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image file (remove it from the folder)") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, MemoryError) as exc:
         raise UserError(f"cannot read image {path}: {first_line(exc)}") from None
+    finally:
+        PIL.MAX_IMAGE_PIXELS = pillows
     img.info["bits"] = bits
     return img
 

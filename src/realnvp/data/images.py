@@ -24,6 +24,7 @@ from realnvp.atomic import atomic_write_bytes
 from realnvp.config import DataConfig
 from realnvp.data.image_files import (
     check_levels,
+    check_pixel_claims,
     first_line,
     open_image,
     read_cifar_batch,
@@ -145,15 +146,16 @@ def read_image_npz(path: Path, n_levels: int, expected: tuple[int, ...] | None =
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
+        claims = check_pixel_claims(path)
         with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("x_train", "x_test") if k not in archive]
+            missing = [k for k in ("x_train", "x_test") if k not in claims]  # absent, or not an .npy member
             if missing:
                 raise UserError(f"{path}: an image .npz needs arrays x_train and x_test; missing {', '.join(missing)} "
                                 f"(found {', '.join(archive.keys()) or 'none'})")
             arrays = [archive["x_train"], archive["x_test"]]
     except UserError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
         raise UserError(f"cannot read {path}: {first_line(exc)}") from None
     train, test = (check_levels(to_nchw(a, f"{path}:{k}", expected), n_levels, f"{path}:{k}")
                    for a, k in zip(arrays, ("x_train", "x_test")))
