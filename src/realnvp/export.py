@@ -17,19 +17,8 @@ from realnvp.checkpoint import Checkpoint
 from realnvp.config import Config
 from realnvp.errors import UserError
 from realnvp.flow import Flow
+from realnvp.models import VECTOR_SETTINGS
 from realnvp.rundir import BEST, CHECKPOINT, RunDir
-
-# A builder's argument -> the model setting it is (models/vector.py, models/image.py; config.ModelConfig).
-VECTOR_SETTINGS = {"n_couplings": "n_couplings", "hidden": "hidden", "mask": "mask", "batch_norm": "batch_norm",
-                   "bn_momentum": "bn_momentum", "scale_init": "scale_init", "linear": "linear",
-                   "coupling": "coupling", "bins": "spline_bins", "bound": "spline_bound", "base": "base",
-                   "base_components": "base_components"}
-IMAGE_SETTINGS = {"n_scales": "n_scales", "feature_maps": "feature_maps", "n_blocks": "n_blocks",
-                  "norm": "conditioner_norm", "scale_couplings": "scale_couplings",
-                  "final_couplings": "final_couplings", "batch_norm": "batch_norm", "bn_momentum": "bn_momentum",
-                  "logit": "logit", "logit_alpha": "logit_alpha", "checkpoint": "checkpoint",
-                  "scale_init": "scale_init", "embed": "context_embed", "linear": "linear",
-                  "squeezed": "squeezed_checkerboard", "base": "base", "base_components": "base_components"}
 
 
 def model_settings(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -43,13 +32,10 @@ def model_settings(recipe: dict[str, Any]) -> dict[str, Any]:
         ('vector', [8], True)
     """
     args = recipe["args"]
-    if recipe["builder"] == "image":
-        return {"kind": "image", **{IMAGE_SETTINGS[k]: v for k, v in args.items() if k in IMAGE_SETTINGS},
-                "conditional": args["n_classes"] > 0, "n_context": args["n_classes"]}
     if args["first"] == "none" or args["mask_seed"] != 0:
         raise UserError("save_run: this flow has no first standardising layer or another mask seed than the CLI "
                         "builds; build it with a loc and scale (or realnvp.from_data) to make a run of it")
-    return {"kind": "vector", **{VECTOR_SETTINGS[k]: v for k, v in args.items() if k in VECTOR_SETTINGS},
+    return {"kind": "vector", **{setting: args[arg] for arg, setting in VECTOR_SETTINGS.items()},
             "whiten": args["first"] == "whiten", "conditional": args["context_size"] > 0,
             "n_context": args["context_size"], "defensive_df": recipe.get("defensive_df", 0.0)}
 

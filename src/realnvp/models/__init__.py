@@ -14,6 +14,24 @@ from realnvp.models.vector import build_vector_flow
 
 __all__ = ["build_image_flow", "build_model", "build_vector_flow", "latent_scale_map", "with_table_layers"]
 
+# A builder's argument -> the ``[model]`` setting it is (config.ModelConfig): build_model passes them, and
+# realnvp.save_run reads them back from a flow's recipe.
+VECTOR_SETTINGS = {"n_couplings": "n_couplings", "hidden": "hidden", "mask": "mask", "batch_norm": "batch_norm",
+                   "bn_momentum": "bn_momentum", "scale_init": "scale_init", "linear": "linear",
+                   "coupling": "coupling", "bins": "spline_bins", "bound": "spline_bound", "base": "base",
+                   "base_components": "base_components"}
+IMAGE_SETTINGS = {"n_scales": "n_scales", "feature_maps": "feature_maps", "n_blocks": "n_blocks",
+                  "norm": "conditioner_norm", "scale_couplings": "scale_couplings",
+                  "final_couplings": "final_couplings", "batch_norm": "batch_norm", "bn_momentum": "bn_momentum",
+                  "logit": "logit", "logit_alpha": "logit_alpha", "checkpoint": "checkpoint",
+                  "scale_init": "scale_init", "embed": "context_embed", "linear": "linear",
+                  "squeezed": "squeezed_checkerboard", "base": "base", "base_components": "base_components"}
+
+
+def _builder_args(cfg: ModelConfig, settings: dict[str, str]) -> dict:
+    """The builder's keyword arguments that ``settings`` maps from ``cfg``."""
+    return {arg: getattr(cfg, setting) for arg, setting in settings.items()}
+
 
 def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tensor | None = None,
                 scale: torch.Tensor | None = None, columns: tuple[ColumnType, ...] = ()) -> Flow:
@@ -47,10 +65,8 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         if loc is None:  # rebuilt from a checkpoint: the real values come with the state dict
             loc, scale = torch.zeros(dim), torch.eye(dim) if cfg.whiten else torch.ones(dim)
         try:
-            flow = build_vector_flow(dim, cfg.n_couplings, cfg.hidden, cfg.mask, cfg.batch_norm,
-                                     cfg.bn_momentum, loc, scale, scale_init=cfg.scale_init, context_size=n_context,
-                                     linear=cfg.linear, coupling=cfg.coupling, bins=cfg.spline_bins,
-                                     bound=cfg.spline_bound, base=cfg.base, base_components=cfg.base_components)
+            flow = build_vector_flow(dim, loc=loc, scale=scale, context_size=n_context,
+                                     **_builder_args(cfg, VECTOR_SETTINGS))
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
         return with_table_layers(flow, columns, cfg.defensive_df)
@@ -58,17 +74,9 @@ def build_model(cfg: ModelConfig, event_shape: tuple[int, ...], loc: torch.Tenso
         if cfg.coupling != "affine":
             raise UserError(f"model.coupling = {cfg.coupling!r} is for vector models; image models are affine")
         try:
-            return build_image_flow(event_shape, n_scales=cfg.n_scales, feature_maps=cfg.feature_maps,
-                                    n_blocks=cfg.n_blocks, norm=cfg.conditioner_norm,
-                                    scale_couplings=cfg.scale_couplings, final_couplings=cfg.final_couplings,
-                                    batch_norm=cfg.batch_norm,
-                                    bn_momentum=cfg.bn_momentum, logit=cfg.logit, logit_alpha=cfg.logit_alpha,
-                                    checkpoint=cfg.checkpoint, scale_init=cfg.scale_init,
-                                    n_classes=0 if cfg.context_dim else n_context, context_dim=cfg.context_dim,
-                                    embedding="mlp" if cfg.context_dim else None,
-                                    embed=cfg.context_embed, linear=cfg.linear, base=cfg.base,
-                                    base_components=cfg.base_components,
-                                    squeezed=cfg.squeezed_checkerboard)
+            return build_image_flow(event_shape, n_classes=0 if cfg.context_dim else n_context,
+                                    context_dim=cfg.context_dim, embedding="mlp" if cfg.context_dim else None,
+                                    **_builder_args(cfg, IMAGE_SETTINGS))
         except ValueError as exc:
             raise UserError(f"model: {exc}") from None
     raise UserError(f"unknown model kind {cfg.kind!r}; expected 'vector' or 'image'")
