@@ -145,6 +145,13 @@ def test_a_data_file_name_too_long_is_not_found(tmp_path):
         read_table(tmp_path / "empty.npz")
 
 
+def test_a_config_file_name_too_long_is_not_found(tmp_path):
+    from realnvp.config import load_config  # Path.is_file raised OSError 36 (File name too long) here
+
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(str(tmp_path / ("c" * 300 + ".toml")))
+
+
 def test_a_path_longer_than_the_file_system_takes_is_one_line(tmp_path):
     deep = tmp_path.joinpath(*["ab"] * 1500, "s.npy")
     with pytest.raises(UserError, match=r"the path is \d+ bytes long; this file system takes at most 4095 "
@@ -160,3 +167,21 @@ def test_an_npz_member_that_is_not_an_array_is_one_line(tmp_path):
         read_table(tmp_path / "csv.npz")
     with pytest.raises(UserError, match=r"member 'x.csv' is not an array"):
         image_files.read_pixel_file(tmp_path / "csv.npz")
+
+
+def _npy_claiming(shape: tuple[int, ...]) -> bytes:
+    """An .npy whose header claims ``shape`` of float64 but holds 16 bytes of data."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return out.getvalue() + bytes(16)
+
+
+def test_context_files_are_checked_by_their_headers_before_loading(tmp_path):
+    from realnvp.data.labels import read_context_file  # sample --context-file: numpy allocated 29 TiB here
+
+    (tmp_path / "ctx.npy").write_bytes(_npy_claiming((10**12, 4)))
+    with zipfile.ZipFile(tmp_path / "ctx.npz", "w") as archive:
+        archive.writestr("context.npy", _npy_claiming((10**12, 4)))
+    for name in ("ctx.npy", "ctx.npz"):
+        with pytest.raises(UserError, match=rf"{name}.*corrupt or truncated: its header claims shape"):
+            read_context_file(tmp_path / name, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -254,17 +255,17 @@ def load_config(preset_or_file: str, overrides: list[str] = ()) -> Config:
     path = Path(preset_or_file)
     # A preset's name wins over a same-named folder or file in the working directory (./NAME picks the file).
     if preset_or_file in preset_names():
-        if path.is_file():
+        if os.path.isfile(path):  # False, not OSError, for a name too long to exist
             warnings.warn(f"{preset_or_file!r} is both a preset and a file here; took the preset "
                           f"(for the file, write ./{preset_or_file})", stacklevel=2)
         text = (resources.files("realnvp.presets") / f"{preset_or_file}.toml").read_text()
         origin = f"preset {preset_or_file}"
-    elif preset_or_file.endswith(".toml") or path.is_file():
-        if not path.is_file():
+    elif preset_or_file.endswith(".toml") or os.path.isfile(path):
+        if not os.path.isfile(path):
             raise UserError(f"config file not found: {preset_or_file}")
         text, origin = _read_text(path), str(path)
     else:
-        folder = f" ({preset_or_file} here is a folder, not a .toml file)" if path.is_dir() else ""
+        folder = f" ({preset_or_file} here is a folder, not a .toml file)" if os.path.isdir(path) else ""
         raise UserError(f"unknown preset {preset_or_file!r}{folder}; presets: {', '.join(preset_names())}")
     try:
         raw = tomllib.loads(text)

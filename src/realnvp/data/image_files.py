@@ -148,6 +148,19 @@ def check_pixel_claims(path: Path) -> dict[str, Claim]:
     return claims
 
 
+def load_checked(path: Path) -> np.lib.npyio.NpzFile | np.ndarray:
+    """``np.load`` of an .npy or .npz without pickles, once ``check_pixel_claims`` has refused headers
+    that claim more than the file or the memory holds (numpy would try to allocate them first).
+
+    Example:
+        >>> np.save(tmp / "c.npy", np.zeros((3, 2)))
+        >>> load_checked(tmp / "c.npy").shape
+        (3, 2)
+    """
+    check_pixel_claims(path)
+    return np.load(path, allow_pickle=False)
+
+
 # --- folders of images ------------------------------------------------------------------------------
 
 def open_image(path: Path, size: int = 0, crop: tuple[int, int, int, int] | None = None) -> PIL.Image:

@@ -26,6 +26,7 @@ from realnvp.data.image_files import (
     check_levels,
     check_pixel_claims,
     first_line,
+    load_checked,
     open_image,
     read_cifar_batch,
     read_idx,
@@ -112,7 +113,7 @@ def _unsplit_npz(path: Path) -> bool:
     """Whether ``path`` is an .npz of images ``x`` (with their ``y`` or ``context``) but no ``x_train``:
     split like a folder, with the same seeded permutation for the images and their contexts."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_checked(path) as archive:
             return "x" in archive and "x_train" not in archive
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return False  # read_image_npz says what is wrong with the file

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from realnvp.config import DataConfig
-from realnvp.data.image_files import _ArrayUnpickler, _image_paths, first_line, read_idx
+from realnvp.data.image_files import _ArrayUnpickler, _image_paths, first_line, load_checked, read_idx
 from realnvp.data.images import data_root, split_seeded
 from realnvp.errors import UserError
 
@@ -38,7 +38,7 @@ def _checked(labels: np.ndarray, origin: str) -> np.ndarray:
 
 def _npz_labels(path: Path, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_checked(path) as archive:
             if "x_train" not in archive and "x" in archive and "y" in archive:  # split with the images
                 return split_seeded(_checked(archive["y"], f"{path}:y"), cfg)
             missing = [k for k in ("y_train", "y_test") if k not in archive]
@@ -215,7 +215,7 @@ def image_contexts(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray] | None:
     if not cfg.path.lower().endswith(".npz") or not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_checked(path) as archive:
             keys = set(archive.keys())
             if not keys & {"context", "context_train", "context_test"}:
                 return None
@@ -248,9 +248,9 @@ def read_context_file(path: Path, width: int) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            values = np.load(path, allow_pickle=False)
+            values = load_checked(path)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            with load_checked(path) as archive:
                 names = list(archive.keys())
                 name = "context" if "context" in names else names[0] if len(names) == 1 else None
                 if name is None:

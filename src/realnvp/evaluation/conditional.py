@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from realnvp.data import read_vectors
-from realnvp.data.image_files import check_levels, first_line, read_image_folder, to_nchw
+from realnvp.data.image_files import check_levels, first_line, load_checked, read_image_folder, to_nchw
 from realnvp.data.labels import checked_contexts, folder_classes, split_columns
 from realnvp.errors import UserError
 from realnvp.flow import Flow
@@ -21,7 +21,7 @@ def _labelled_npz(path: Path, key: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """An .npz's images and their ``key`` array (labels ``y``, or ``context``): ``x`` and ``key``, or
     ``x_test`` and ``key_test``."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with load_checked(path) as archive:
             for x_key, y_key in (("x", key), ("x_test", f"{key}_test")):
                 if x_key in archive and y_key in archive:
                     return archive[x_key], archive[y_key]
