@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import shutil
 import zipfile
@@ -424,6 +425,8 @@ RUN_FILE_STATES = {  # name: damage to a run file that commands read beside the 
     "config-directory": lambda run: ((run / "config.json").unlink(), (run / "config.json").mkdir()),
     "metrics-directory": lambda run: ((run / "metrics.jsonl").unlink(), (run / "metrics.jsonl").mkdir()),
     "evaluation-directory": lambda run: ((run / "evaluation.json").unlink(), (run / "evaluation.json").mkdir()),
+    **{f"{name.split('.')[0]}-fifo": (lambda n: lambda run: ((run / n).unlink(), os.mkfifo(run / n)))(name)
+       for name in ("evaluation.json", "config.json", "metrics.jsonl")},  # a read would wait forever
 }
 CHECKPOINT_STATES = {  # name: seeded byte damage to best.pt
     **{f"best-flip-{seed}": _checkpoint_edit("best.pt", seed, cut=False) for seed in range(12)},

@@ -112,8 +112,8 @@ def load(run_dir: str | os.PathLike, which: str = "best", *, embedding: nn.Modul
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when the file is missing, torn or not an object (a run
-    killed mid-write must not break the listing or the report).
+    """The JSON object in ``path``, or None when the file is missing, not a regular file, torn or not an
+    object (a run killed mid-write must not break the listing or the report).
 
     Example:
         >>> (tmp / "torn.json").write_text('{"steps": 3')
@@ -121,6 +121,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
         >>> read_json(tmp / "torn.json") is None, read_json(run_dir / "config.json")["data"]["name"]
         (True, 'moons')
     """
+    if not os.path.isfile(path):  # missing, a folder, or a fifo or device that a read would wait on forever
+        return None
     try:
         value = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
