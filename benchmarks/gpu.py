@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"), help="cpu: a smoke run of the script")
     parser.add_argument("--minutes", type=float, default=7.0, help="training wall time, compilation included")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and batch seed")
-    parser.add_argument("--no-record", action="store_true", help=f"print the line only, do not append to {RESULTS.name}")
+    parser.add_argument("--no-record", action="store_true",
+                        help=f"print the line only, do not append to {RESULTS.name}")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmarks.gpu: no CUDA GPU here (--device cpu runs a smoke check)")

@@ -36,7 +36,8 @@ def _colour_reading(rows: list[Row]) -> list[str]:
                    f"{goal('colour', 'cifar_minus_images_max'):g} at {target} minutes).")
     if cifar and peer:
         out.append(f"- `cifar-cpu` minus the normflows Glow: {cifar['test_bpd'] - peer['test_bpd']:+.3f} bits/dim "
-                   f"({'ours ahead' if cifar['test_bpd'] < peer['test_bpd'] else 'the peer ahead'}); images seen: "
+                   "(one run each, so no spread and no verdict: the seeded table above is the comparison); "
+                   "images seen: "
                    f"{cifar['steps'] * cifar['batch_size']:,} against {peer['steps'] * peer['batch_size']:,}. Which of "
                    "the peer's parts makes the difference was not measured.")
     early = [(name, r["test_bpd_at_10min"]) for name, r in last.items() if r.get("test_bpd_at_10min") is not None]
@@ -70,8 +71,9 @@ def seeded_colour(rows: list[Row]) -> list[str]:
     out = [f"### {lines[0]['minutes']:g} minutes per contender, seeds {', '.join(map(str, lines[0]['seeds']))}", "",
            invocation_line(lines), "", *seeded_table(groups, "test_bpd", "test bits/dim"), ""]
     if "cifar-cpu" in groups and "normflows" in groups:
-        ours = [r["test_bpd"] for r in groups["cifar-cpu"].values()]
-        peer = [r["test_bpd"] for r in groups["normflows"].values()]
+        seeds = sorted(set(groups["cifar-cpu"]) & set(groups["normflows"]))
+        ours = [groups["cifar-cpu"][s]["test_bpd"] for s in seeds]
+        peer = [groups["normflows"][s]["test_bpd"] for s in seeds]
         out.append(f"- **`cifar-cpu` against the normflows Glow: {spread_verdict(ours, peer)}.**")
     out += ["- Every contender trains for the same minutes by its own clock (*train s*); a realnvp run that "
             "stopped earlier (*stopped*: patience on validation) is compared at its end, with less time than the "

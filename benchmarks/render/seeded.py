@@ -53,7 +53,9 @@ def spread_verdict(ours: list[float], theirs: list[float]) -> str:
     (mine, my_std), (other, other_std) = mean_std(ours), mean_std(theirs)
     spread = max(my_std, other_std)
     word = {"win": "ahead", "loss": "behind", "tie": "tie"}[verdict(mine - other, spread)]
-    return f"{word} ({mine - other:+.3f} against a spread of {spread:.3f}, the larger seed std)"
+    per_seed = ", ".join(f"{a - b:+.3f}" for a, b in zip(ours, theirs))
+    return (f"{word} ({mine - other:+.3f} against a spread of {spread:.3f}, the larger seed std; per seed, ours "
+            f"minus theirs: {per_seed})")
 
 
 def invocation_line(rows: list[Row]) -> str:
@@ -62,5 +64,6 @@ def invocation_line(rows: list[Row]) -> str:
     threads = span((r.get("threads") for r in rows if r.get("threads") is not None), "d")
     cpus = sorted({str(r.get("cpu_affinity")) for r in rows})
     return (f"One invocation, {first['invocation']} UTC, commit {first['commit']}, seeds "
-            f"{', '.join(map(str, first['seeds']))}; {threads} thread(s), CPU affinity {', '.join(cpus)}:\n\n"
+            f"{', '.join(map(str, first['seeds']))}; {threads} thread(s), CPU affinity {', '.join(cpus)} (the load "
+            "is the whole machine's 1-minute average: other work ran on the other CPUs):\n\n"
             f"    {first['command']}")
