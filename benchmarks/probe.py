@@ -20,7 +20,9 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,11 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="cases at once (default 2)")
     parser.add_argument("--no-record", action="store_true", help="append nothing to probe_results.jsonl")
     parser.add_argument("--list", action="store_true", help="print the case names and stop")
+    parser.add_argument("--minutes", type=float, default=0, help="start no case after this long (0: no limit); "
+                        "the cases run in a seeded shuffled order, so a capped run samples every class")
     args = parser.parse_args(argv)
     cases = [case for case in all_cases() if any(part in case.name for part in args.only.split(","))]
+    random.Random(25).shuffle(cases)
     if args.list:
         print("\n".join(case.name for case in cases), f"\n{len(cases)} cases", sep="")
         return 0
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # started in the background by a script: the children
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # would inherit the ignored SIGINT and never stop
     workspace = Path(tempfile.mkdtemp(prefix="realnvp-probe-"))
     start = time.perf_counter()
     try:
@@ -148,16 +155,28 @@ def main(argv: list[str] | None = None) -> int:
         shared = train_shared(workspace, env)
         make_files(workspace)
         (workspace / "cases").chmod(0o777)
+        deadline = start + args.minutes * 60 if args.minutes else float("inf")
+
+        def one(case: Case) -> Outcome | None:
+            if time.perf_counter() > deadline:
+                return None
+            outcome = run_case(case, shared, workspace, env)
+            verdict = f"FAILED {outcome.failure}" if outcome.failure else "held"
+            print(f"{verdict}: {case.name} ({outcome.seconds} s)",
+                  flush=True)
+            return outcome
+
         with ThreadPoolExecutor(args.jobs) as pool:
-            outcomes = list(pool.map(lambda case: run_case(case, shared, workspace, env), cases))
+            outcomes = [o for o in pool.map(one, cases) if o is not None]
     finally:
         subprocess.run(["chattr", "-R", "-i", str(workspace)], capture_output=True)
         shutil.rmtree(workspace, ignore_errors=True)
-    line = record(outcomes, time.perf_counter() - start, args.jobs)
+    line = {**record(outcomes, time.perf_counter() - start, args.jobs), "not_run": len(cases) - len(outcomes)}
     for o in outcomes:
         if o.failure:
             print(f"FAILED {o.name}: {o.failure}\n    {o.command}\n    {o.last_line}")
-    print(f"{line['held']} held, {line['failed']} failed of {line['cases']} cases in {line['seconds']} s")
+    print(f"{line['held']} held, {line['failed']} failed of {line['cases']} cases in {line['seconds']} s "
+          f"({line['not_run']} not started: --minutes)")
     if not args.no_record:
         with RESULTS.open("a") as f:
             f.write(json.dumps(line) + "\n")

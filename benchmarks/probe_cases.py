@@ -257,11 +257,11 @@ def argument_cases() -> list[Case]:
 def _wait(proc: subprocess.Popen) -> tuple[int, str]:
     """The exit and stderr of ``proc``; killed (exit -9) when it has not ended within ``TIMEOUT``."""
     try:
-        proc.wait(TIMEOUT)
+        _, err = proc.communicate(timeout=TIMEOUT)  # reads as it waits: a full pipe never blocks the child
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
-    return proc.returncode, proc.stderr.read()
+        _, err = proc.communicate()
+    return proc.returncode, err
 
 
 def _together(case: Case, run: Path, out: Path, env: dict) -> str | None:
