@@ -420,6 +420,11 @@ CASES = [
     ("out-name-long", "a run directory name of 300 characters", "train moons --quiet --out {tmp}/{long}",
      "cannot write to run directory {tmp}/aaaaaaaaaaaaaaaaaaaa...aaaaaaaa: its name is 300 bytes long; this file "
      "system takes at most 255", None),
+    ("data-fifo", "data path is a named pipe (reading it would wait forever)", T + " --data {tmp}/fifo.csv",
+     "expected a regular data file, got a named pipe (fifo): {tmp}/fifo.csv", None),
+    ("data-hash-cell", "a cell '1.#IND' ('#' is not a comment inside a CSV)", T + " --data {tmp}/hash.csv",
+     "{tmp}/hash.csv: line 2, column 'b' holds '1.#IND', not a number; realnvp models numeric columns only "
+     "(remove or encode that column)", None),
 ]
 LONG = "a" * 300  # {long} in a command: one name longer than any file system takes (NAME_MAX 255)
 
@@ -467,6 +472,8 @@ def _scratch(tmp: Path) -> None:
     _claims_npz(tmp / "short.npz", x=((1000, 2), "<f8"))
     (tmp / "claims.npy").write_bytes(_fake_npy((10**6, 10**6, 1000), "<f8"))
     _sparse(tmp / "nul.csv", b"", 2**20)
+    os.mkfifo(tmp / "fifo.csv")
+    (tmp / "hash.csv").write_text("a,b\n3,1.#IND\n" + "1,2\n" * 20)
 
 
 def _state(folder: Path) -> dict[str, tuple[bytes, int, int]]:

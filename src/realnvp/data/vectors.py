@@ -8,6 +8,7 @@ import csv
 import io
 import math
 import os
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ def read_table(path: str | Path, missing: str = "refuse") -> Table:
         raise UserError(f"data file not found: {path}")
     if path.is_dir():
         raise UserError(f"expected a data file, got a directory: {path}")
+    if not path.is_file():  # a fifo or a device: reading it would wait for a writer, or never end
+        raise UserError(f"expected a regular data file, got {_file_kind(path)}: {path}")
     if path.suffix.lower() not in SUFFIXES:
         raise UserError(f"unsupported data file {path.name!r}: expected one of {', '.join(SUFFIXES)}")
     check_file_size(path)
@@ -119,6 +122,13 @@ def read_table(path: str | Path, missing: str = "refuse") -> Table:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, csv.Error, MemoryError) as exc:
         raise UserError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _file_kind(path: Path) -> str:
+    """What a path that is neither a folder nor a regular file is, in words."""
+    mode = path.stat().st_mode
+    return ("a named pipe (fifo)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
 
 
 def check_file_size(path: Path) -> None:
@@ -306,7 +316,8 @@ def _read_csv(path: Path, missing: str) -> tuple[np.ndarray, list[str] | None]:
     _check_text(text, 1 + has_header, path)
     names = [name.strip() or f"x{j}" for j, name in enumerate(first)] if has_header else None
     try:  # the fast path: numpy's parser; quoted, missing or text cells take the careful one below
-        return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64), names
+        # comments=None: '#' inside a cell ('1.#IND') is text, not the start of a comment that hides the rest
+        return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64, comments=None), names
     except ValueError:
         pass
     rows: list[list[float]] = []
