@@ -560,12 +560,7 @@ def test_round_three_has_enough_cases():
 
 # Cases that still fail, each in a file this test's round does not own (strict: a fix makes them pass and
 # then this list must shrink).
-XFAIL = {
-    "unicode-surrogate": "cli/__init__.py prints the message to a strict UTF-8 stderr (UnicodeEncodeError); a real "
-                         "process's stderr escapes it",
-    "unicode-score-newline": "a newline in a file name splits the message over two lines (cli/__init__.py)",
-    "unicode-train-cr-data": "a carriage return in a file name splits the message over two lines (cli/__init__.py)",
-}
+XFAIL: dict[str, str] = {}
 PARAMS = [pytest.param(case, id=case[0], marks=[pytest.mark.xfail(reason=XFAIL[case[0]], strict=True)]
                        if case[0] in XFAIL else []) for case in NEW_CASES]
 

@@ -33,8 +33,20 @@ def set_openmp_spin(environ: MutableMapping[str, str] = os.environ) -> None:
         environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 
+def one_line(text: object) -> str:
+    r"""``text`` as one printable line: line breaks escaped (a file name may hold them) and characters that
+    are not UTF-8 (a lone surrogate from an undecodable file name) as backslash escapes.
+
+    Example:
+        >>> one_line("data file not found: a\nb.csv\udcff")
+        'data file not found: a\\nb.csv\\udcff'
+    """
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-    print(f"realnvp: warning: {message}", file=sys.stderr)
+    print(f"realnvp: warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             # Each command's module is imported only when it runs, so --help and completion stay fast.
             importlib.import_module(f"realnvp.cli.{args.command}").run(args)
     except UserError as exc:
-        print(f"realnvp: error: {exc}", file=sys.stderr)
+        print(f"realnvp: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("realnvp: interrupted; the last checkpoint is intact (use --resume)", file=sys.stderr)
