@@ -137,3 +137,13 @@ def test_the_trained_run_of_a_directory(tiny_moons):
     best, last = Checkpoint.read(tiny_moons / BEST), Checkpoint.read(tiny_moons / CHECKPOINT)
     assert (trained.step, trained.best_step, trained.elapsed_s) == (last.step, best.step, last.elapsed_s)
     assert not trained.flow.training and _same_tensors(trained.flow.state_dict(), best.model)
+
+
+@pytest.mark.parametrize("link", ["loop", "dangling"])
+def test_a_broken_best_pt_link_is_an_error_not_a_silent_fallback(tiny_moons, tmp_path, capsys, link):
+    run = shutil.copytree(tiny_moons, tmp_path / "run")
+    (run / "best.pt").unlink()
+    (run / "best.pt").symlink_to(run / ("best.pt" if link == "loop" else "gone.pt"))
+    for command in (["evaluate", str(run)], ["sample", str(run), "-o", str(tmp_path / "s.npy"), "--quiet"]):
+        assert main(command) == 2  # was 0: the command used checkpoint.pt as if best.pt did not exist
+        assert capsys.readouterr().err.strip().endswith(f"{run}/best.pt")

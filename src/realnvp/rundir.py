@@ -316,7 +316,8 @@ class RunDir:
         if which not in ("best", "last"):
             raise UserError(f"which weights: expected 'best' or 'last', got {which!r}")
         best = self.path / BEST
-        return best if which == "best" and best.exists() else self.path / CHECKPOINT
+        # lexists: a dangling or looping link named best.pt is an error to report, not a missing file to skip
+        return best if which == "best" and os.path.lexists(best) else self.path / CHECKPOINT
 
     def read_checkpoint(self, which: str = "best") -> tuple[Checkpoint, Path]:
         """The checkpoint ``which`` names (``weights_path``) and its path."""
