@@ -237,7 +237,7 @@ def argument_cases() -> list[Case]:
                   "either" if flag.startswith("sample") else "error")
              for flags, values in ((INT_FLAGS, ODD_INTS), (FLOAT_FLAGS, ODD_FLOATS))
              for flag, argv in flags.items() for i, value in enumerate(values)]
-    syntax = {"n-attached": (["-n5"], "ok"), "n-equals": (["-n=5"], "error"), "temp-abbrev": (["--temp", "0.5"], "ok"),
+    syntax = {"n-attached": (["-n5"], "ok"), "n-equals": (["-n=5"], "ok"), "temp-abbrev": (["--temp", "0.5"], "ok"),
               "temp-equals-negative": (["--temperature=-1"], "error"), "seed-empty": (["--seed="], "error"),
               "n-twice": (["-n", "5", "-n", "6"], "ok"), "quiet-value": (["--quiet=1"], "error"),
               "double-dash-n": (["--n", "5"], "error"), "class-on-plain": (["--class", "0"], "error"),
