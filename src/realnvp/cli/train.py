@@ -9,22 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from realnvp.cli.common import check_name_lengths
 from realnvp.cli.evaluate import verdict
-from realnvp.data.columns import column_types
 from realnvp.errors import UserError
 from realnvp.evaluation.metrics import BASELINE, evaluate_run
-from realnvp.models import build_model
 from realnvp.resolve import Resolved, resolve
 from realnvp.rundir import EVALUATION, RunDir
 from realnvp.training.distributed import teardown
 from realnvp.training.loop import train
-from realnvp.training.preflight import estimate_params
 from realnvp.viz.pictures import write_pictures
-
-COUNTED = 50_000_000  # parameters: a model up to about this size is built once to count them exactly
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
@@ -108,31 +101,19 @@ def run(args: argparse.Namespace) -> None:
 
 
 def start_lines(resolved: Resolved) -> list[str]:
-    """What a run says before its first step, beside the settings: the sizes of its splits and its
-    model's number of parameters.
+    """What a run says before its first step, beside the settings: the sizes of its splits (training
+    says the model's number of parameters once it has built it).
 
     Example:
-        >>> for line in start_lines(resolve("moons", ["data.n_train=2000", "model.hidden=8"])):
-        ...     print(line)
-        data: 1,800 training, 200 validation, 10,000 test rows
-        model: 280 parameters
+        >>> start_lines(resolve("moons", ["data.n_train=2000", "model.hidden=8"]))
+        ['data: 1,800 training, 200 validation, 10,000 test rows']
     """
     splits, cfg = resolved.splits, resolved.cfg
     val = (f"{len(splits.val):,} validation" if len(splits.val) else
            f"no validation split (steps chosen by {cfg.train.cv_folds}-fold cross-validation)" if cfg.train.cv_folds
            else "no validation split")
     unit = "images" if splits.n_levels else "rows"
-    lines = [f"data: {len(splits.train):,} training, {val}, {len(splits.test):,} test {unit}"]
-    shape = tuple(splits.train.shape[1:])
-    estimate = estimate_params(cfg.model, shape)
-    if estimate > COUNTED:
-        return [*lines, f"model: about {estimate:,} parameters"]
-    try:  # built aside (the global random state untouched) only to count: training builds its own
-        with torch.random.fork_rng():
-            n_params = build_model(cfg.model, shape, columns=column_types(cfg, shape)).n_params()
-    except Exception:  # a model that cannot be built is train's to report, in its own words
-        return lines
-    return [*lines, f"model: {n_params:,} parameters"]
+    return [f"data: {len(splits.train):,} training, {val}, {len(splits.test):,} test {unit}"]
 
 
 INVERSE_WARNING = 1e-3  # relative to a column's spread: a flow that inverts worse samples another density

@@ -266,17 +266,18 @@ def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, i
            latest: tuple[Checkpoint, Path] | None, log: Any) -> _Job:
     """Build the flow and optimizer (seeded with ``train.seed``), restore the checkpoint when resuming,
     arm the non-finite guard and wrap the flow for DDP and ``torch.compile`` as asked."""
-    t = cfg.train
-    torch.manual_seed(t.seed)
+    torch.manual_seed(cfg.train.seed)
     columns = column_types(cfg, data.event_shape)
     flow = build_model(cfg.model, data.event_shape, data.loc, data.scale, columns).to(device)
+    if info.is_main:
+        log(f"model: {flow.n_params():,} parameters")
     if data.train_c is not None and data.train_c.is_floating_point():  # context columns: standardised
         flow.fit_context(data.train_c)
     if flow.defensive is not None and data.spread is not None:  # resuming overwrites them with the saved ones
         flow.defensive.loc.copy_(data.spread[0])
         flow.defensive.chol.copy_(data.spread[1])
     optimizer = make_optimizer(flow, cfg)
-    batches = torch.Generator(device=device).manual_seed(t.seed)
+    batches = torch.Generator(device=device).manual_seed(cfg.train.seed)
     counters: dict[str, Any] = {}
     if latest:
         ckpt, path = latest
@@ -284,20 +285,19 @@ def _start(cfg: Config, run: RunDir, data: TrainingData, device: torch.device, i
         counters = {"step": ckpt.step, "elapsed": ckpt.elapsed_s, "best_val": ckpt.best_val_nll, "stale": ckpt.stale}
         log(f"resumed {run.path} at step {ckpt.step} from {path.name}")
     # Rejects non-finite steps: rolls back to the last checkpointed state with half the learning rate.
-    guard = NonFiniteGuard(flow, optimizer, t.max_bad_steps, log, latest[0].lr_scale if latest else 1.0)
+    guard = NonFiniteGuard(flow, optimizer, cfg.train.max_bad_steps, log, latest[0].lr_scale if latest else 1.0)
     guard.mark_good(counters.get("step", 0))
     # Convolutions on a GPU run fastest with channels-last tensors (NHWC); the maths is unchanged.
     memory_format = (torch.channels_last if device.type == "cuda" and len(data.event_shape) == 3
                      else torch.contiguous_format)  # preserve_format: a RuntimeError in .contiguous()
     flow.to(memory_format=memory_format)
-    # DDP hooks ``forward``, so ``train_step`` calls the model and adds the base density itself. Under
-    # DDP every batch norm (the s/t ResNets' too) uses the global batch's statistics.
+    # DDP hooks forward (train_step adds the base density itself); each batch norm uses the global batch's moments.
     model = data_parallel(flow) if info.enabled else flow
-    model = CompiledOrEager(model, log) if t.compile else model
+    model = CompiledOrEager(model, log) if cfg.train.compile else model
     flow.train()
-    metrics_log = metrics_logger(t.tensorboard and info.is_main, run.path)
+    metrics_log = metrics_logger(cfg.train.tensorboard and info.is_main, run.path)
     job = _Job(cfg, run, info, data, flow, model, optimizer, batches, guard, memory_format, metrics_log, **counters)
-    if not latest and (cfg.model.whiten or not t.steps):
+    if not latest and (cfg.model.whiten or not cfg.train.steps):
         _keep_baseline(job)
     return job
 
